@@ -1,0 +1,3 @@
+"""deepfake-mlc: multi-label deepfake classification — train, search, export and benchmark."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,24 @@
+"""Typed configuration: YAML files under ``configs/`` validated into :class:`Config`."""
+
+from deepfake_mlc.config.loader import (
+    ConfigError,
+    StrictModel,
+    apply_overrides,
+    dump_yaml,
+    load_config,
+    read_yaml,
+    validate,
+)
+from deepfake_mlc.config.schema import Config, DataConfig
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "StrictModel",
+    "apply_overrides",
+    "dump_yaml",
+    "load_config",
+    "read_yaml",
+    "validate",
+]

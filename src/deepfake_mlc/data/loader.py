@@ -1,0 +1,46 @@
+"""Data sets and loaders from a :class:`DataConfig`, whichever format the data is in."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from deepfake_mlc.config.schema import DataConfig, Split
+from deepfake_mlc.data.base import DatasetError, MultiLabelImageDataset, collate_skipping
+from deepfake_mlc.data.manifest import ManifestDataset
+from deepfake_mlc.data.seqdeepfake import SeqDeepFake
+from deepfake_mlc.data.transforms import build_transform
+
+
+def build_dataset(cfg: DataConfig, split: Split, train: bool | None = None) -> MultiLabelImageDataset:
+    """The ``split`` of the configured data set; augmentation follows ``train`` (default: split == train)."""
+    transform = build_transform(cfg, train=split == "train" if train is None else train)
+    if cfg.format == "seqdeepfake":
+        assert cfg.root is not None  # enforced by DataConfig
+        return SeqDeepFake(cfg.root, cfg.subset, split, transform=transform, on_corrupt=cfg.on_corrupt)
+    assert cfg.manifests is not None and cfg.labels is not None
+    manifest = getattr(cfg.manifests, split)
+    if manifest is None:
+        raise DatasetError(f"data.manifests.{split} is not set: no manifest for the {split} split")
+    return ManifestDataset(manifest, cfg.labels, transform=transform, on_corrupt=cfg.on_corrupt)
+
+
+def build_loader(dataset: MultiLabelImageDataset, cfg: DataConfig, train: bool, seed: int = 0) -> DataLoader:
+    """A DataLoader with workers, pinned memory on GPU machines and persistent workers.
+
+    Training loaders shuffle (seeded) and drop the last partial batch; evaluation loaders keep order
+    and every sample.
+    """
+    workers = cfg.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size),
+        shuffle=train,
+        drop_last=train and len(dataset) > cfg.batch_size,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        collate_fn=collate_skipping,
+        generator=torch.Generator().manual_seed(seed) if train else None,
+    )

@@ -1,0 +1,80 @@
+"""Configs: YAML with inheritance, dotted overrides, one-line errors naming the key, YAML round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepfake_mlc.config import Config, ConfigError, apply_overrides, dump_yaml, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_shipped_configs_load() -> None:
+    cfg = load_config(Config, CONFIGS / "quickstart.yaml")
+    assert cfg.data.image_size == 64
+    assert cfg.data.batch_size == 64
+    assert cfg.data.augment.color_jitter is not None
+    assert cfg.data.augment.color_jitter.brightness == (0.5, 1.3)  # inherited from defaults.yaml
+    assert str(cfg.data.root) == "data/synth"
+
+
+def test_dotted_overrides_parse_values() -> None:
+    cfg = load_config(
+        Config,
+        CONFIGS / "quickstart.yaml",
+        ["data.image_size=96", "data.augment.color_jitter=null", "data.mean=[0.5, 0.5, 0.5]", "seed=7"],
+    )
+    assert (cfg.data.image_size, cfg.seed, cfg.data.mean) == (96, 7, (0.5, 0.5, 0.5))
+    assert cfg.data.augment.color_jitter is None
+    assert apply_overrides({"a": {"b": 1}}, ["a.c.d=3e-4"]) == {"a": {"b": 1, "c": {"d": "3e-4"}}}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "data.subset=faces",
+            "bad value for 'data.subset': Input should be 'components' or 'attributes' (got 'faces')",
+        ),
+        ("data.imagesize=64", "unknown config key 'data.imagesize'; allowed keys here: augment, batch_size,"),
+        ("data.augment.hflip=1.5", "bad value for 'data.augment.hflip': Input should be less than or equal to 1"),
+        ("data.batch_size=zero", "bad value for 'data.batch_size': Input should be a valid integer"),
+        ("data.on_corrupt=ignore", "'data.on_corrupt': Input should be 'error' or 'skip'"),
+        ("data.format=manifest", "data.manifests.train is required when data.format is 'manifest'"),
+        ("optim.lr=3e-4", "unknown config key 'optim'"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(Config, CONFIGS / "quickstart.yaml", [override])
+    text = str(err.value)
+    assert message in text
+    assert "\n" not in text
+    assert text.startswith(str(CONFIGS / "quickstart.yaml"))
+
+
+def test_yaml_errors_missing_files_and_cycles(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:\d+: invalid YAML"):
+        load_config(Config, tmp_path / "broken.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(Config, tmp_path / "absent.yaml")
+    (tmp_path / "a.yaml").write_text("inherit: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("inherit: a.yaml\n")
+    with pytest.raises(ConfigError, match="inheritance cycle"):
+        load_config(Config, tmp_path / "a.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(Config, tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match=r"not of the form key\.sub=value"):
+        load_config(Config, CONFIGS / "quickstart.yaml", ["data.image_size"])
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
+    cfg = load_config(Config, CONFIGS / "quickstart.yaml", ["data.augment.hflip=0.25"])
+    dumped = tmp_path / "resolved.yaml"
+    dumped.write_text(dump_yaml(cfg))
+    assert load_config(Config, dumped) == cfg
+    assert "inherit" not in dumped.read_text()
