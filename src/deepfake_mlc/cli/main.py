@@ -1,0 +1,71 @@
+"""``deepfake-mlc`` entry point: parses the sub-command and turns user errors into one line.
+
+Errors a user can fix (a bad config value, a missing data set, a corrupt image) are printed as a single
+``error: ...`` line with exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from deepfake_mlc import __version__
+from deepfake_mlc.cli import data_commands
+from deepfake_mlc.config.loader import ConfigError
+from deepfake_mlc.data.base import CorruptImageError, DatasetError
+
+USER_ERRORS = (
+    ConfigError,
+    DatasetError,
+    CorruptImageError,
+    FileExistsError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+)
+PLANNED = {"train": 4, "evaluate": 4, "export": 6, "serve-bench": 6}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-mlc",
+        description="Multi-label deepfake classification: data, training, search, export, benchmarks.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data_commands.register(commands)
+    for name, issue in PLANNED.items():
+        planned = commands.add_parser(name, help=f"(not available yet: issue #{issue})", add_help=False)
+        planned.add_argument("rest", nargs=argparse.REMAINDER)
+        planned.set_defaults(func=lambda args, name=name, issue=issue: _planned(name, issue))
+    return parser
+
+
+def _planned(name: str, issue: int) -> int:
+    print(
+        f"error: deepfake-mlc {name} is not available in this version yet (tracked in issue #{issue})", file=sys.stderr
+    )
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry (``deepfake-mlc``)."""
+    sys.exit(main())
