@@ -78,3 +78,41 @@ def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
     dumped.write_text(dump_yaml(cfg))
     assert load_config(Config, dumped) == cfg
     assert "inherit" not in dumped.read_text()
+
+
+PAPER_ROWS = {  # file stem -> (model, loss, embedding kind)
+    "resnet50_bce": ("resnet50", "bce", None),
+    "resnet50_asl": ("resnet50", "asl", None),
+    "resnet101_bce": ("resnet101", "bce", None),
+    "resnet101_asl": ("resnet101", "asl", None),
+    "tresnet_m_bce": ("tresnet_m", "bce", None),
+    "tresnet_m_asl": ("tresnet_m", "asl", None),
+    "ml_gcn_word": ("ml_gcn", "multilabel_soft_margin", "word"),
+    "iml_gcn_word": ("iml_gcn_word", "asl", "word"),
+    "iml_gcn_image": ("iml_gcn_image", "asl", "image"),
+    "ml_agcn_image": ("ml_agcn_image", "asl", "image"),
+    "ml_agcn_word_asl": ("ml_agcn_word", "asl", "word"),
+    "ml_agcn_word_bce": ("ml_agcn_word", "bce", "word"),
+}
+
+
+@pytest.mark.parametrize("subset", ["components", "attributes"])
+def test_one_config_per_paper_row_with_the_paper_settings(subset: str) -> None:
+    files = sorted(p.stem for p in (CONFIGS / "paper" / subset).glob("*.yaml") if not p.stem.startswith("_"))
+    assert files == sorted(PAPER_ROWS)
+    for stem, (model, loss, embedding) in PAPER_ROWS.items():
+        cfg = load_config(Config, CONFIGS / "paper" / subset / f"{stem}.yaml")
+        assert (cfg.data.subset, cfg.model.name, cfg.loss.name, cfg.model.graph.embedding.kind) == (
+            subset,
+            model,
+            loss,
+            embedding,
+        )
+        assert (cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs, cfg.model.pretrained) == (
+            224,
+            128,
+            40,
+            True,
+        )
+        uses_tresnet = model.startswith(("tresnet", "iml", "ml_agcn"))
+        assert cfg.data.std == ((1.0, 1.0, 1.0) if uses_tresnet else (0.229, 0.224, 0.225))

@@ -12,14 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from deepfake_mlc import __version__
-from deepfake_mlc.cli import data_commands
+from deepfake_mlc.cli import data_commands, model_commands
 from deepfake_mlc.config.loader import ConfigError
 from deepfake_mlc.data.base import CorruptImageError, DatasetError
+from deepfake_mlc.models import EmbeddingError, WeightsError
 
 USER_ERRORS = (
     ConfigError,
     DatasetError,
     CorruptImageError,
+    EmbeddingError,
+    WeightsError,
     FileExistsError,
     FileNotFoundError,
     NotADirectoryError,
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data_commands.register(commands)
+    model_commands.register(commands)
     for name, issue in PLANNED.items():
         planned = commands.add_parser(name, help=f"(not available yet: issue #{issue})", add_help=False)
         planned.add_argument("rest", nargs=argparse.REMAINDER)

@@ -81,8 +81,79 @@ class DataConfig(StrictModel):
         return self
 
 
+class EmbeddingConfig(StrictModel):
+    """Node features of the label graph (one vector per label); unset fields take the method's default.
+
+    ``word``: a GloVe-format text file (a label's vector is the mean of its words' vectors) or a
+    ``.npy`` / ``.safetensors`` matrix with one row per label; ``text_model``: a sentence-transformers
+    model that works offline (the ``embeddings`` extra); ``image``: computed from the training images
+    (read from ``path`` if given, else computed at the start of training); ``onehot``: identity baseline.
+    """
+
+    kind: Literal["word", "text_model", "image", "onehot"] | None = None
+    path: Path | None = None
+    dim: int | None = Field(None, ge=1, description="must match the file or model; onehot: the label count")
+    text_model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers name or folder")
+
+
+class GraphConfig(StrictModel):
+    """The label graph and the graph network of the indirect methods (ML-GCN, IML-GCN, ML-AGCN)."""
+
+    t: float = Field(0.4, ge=0.0, le=1.0, description="binarisation threshold on P(j | i)")
+    p: float = Field(0.25, ge=0.0, le=1.0, description="weight given to neighbours when re-weighting")
+    reweight: Literal["code", "paper"] = Field(
+        "code",
+        description="code: the public ML-GCN code (column-scaled, identity added); paper: Eq. 8 of the "
+        "CVPR paper as corrected by its authors (diagonal 1 - p)",
+    )
+    hidden: int = Field(1024, ge=1, description="width of the first graph layer")
+    negative_slope: float = Field(0.2, ge=0.0, description="LeakyReLU slope between graph layers")
+    similarity_topk: int | None = Field(None, ge=1, description="ML-AGCN: keep the k most similar nodes per row")
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+
+class ModelConfig(StrictModel):
+    """Which network: a registered model (``deepfake-mlc models``) or any timm backbone name."""
+
+    name: str = "resnet50"
+    backbone: str | None = Field(None, description="graph models: the timm CNN (default: the method's)")
+    pretrained: bool = Field(False, description="download ImageNet weights through timm's hub")
+    pretrained_path: Path | None = Field(None, description="local .safetensors or timm checkpoint")
+    pool: Literal["avg", "max"] | None = Field(None, description="global pooling (default: the method's)")
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+
+    @model_validator(mode="after")
+    def _one_weight_source(self) -> ModelConfig:
+        if self.pretrained and self.pretrained_path is not None:
+            raise ValueError("set model.pretrained or model.pretrained_path, not both")
+        return self
+
+
+class LossConfig(StrictModel):
+    """Training loss; the ASL parameters are the reference implementation's defaults."""
+
+    name: Literal["bce", "multilabel_soft_margin", "asl"] = "bce"
+    gamma_neg: float = Field(4.0, ge=0.0)
+    gamma_pos: float = Field(0.0, ge=0.0)
+    clip: float = Field(0.05, ge=0.0, lt=1.0)
+    eps: float = Field(1e-8, gt=0.0)
+    reduction: Literal["sum", "mean"] | None = Field(
+        None, description="default: ASL sums like its reference; the others average"
+    )
+
+
+class TrainConfig(StrictModel):
+    """How long and how to optimise."""
+
+    epochs: int = Field(40, ge=1, description="the paper: 40 epochs or until convergence")
+
+
 class Config(StrictModel):
     """A whole run's configuration; dumped to YAML and logged with every run."""
 
     seed: int = 0
     data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
