@@ -15,8 +15,13 @@ def test_shipped_configs_load() -> None:
     cfg = load_config(Config, CONFIGS / "quickstart.yaml")
     assert cfg.data.image_size == 64
     assert cfg.data.batch_size == 64
-    assert cfg.data.augment.color_jitter is not None
-    assert cfg.data.augment.color_jitter.brightness == (0.5, 1.3)  # inherited from defaults.yaml
+    assert cfg.data.augment.color_jitter is None  # the quick start keeps the synthetic colour traces
+    assert cfg.data.augment.hflip == 0.5 and cfg.data.on_corrupt == "error"  # inherited from defaults.yaml
+    defaults = load_config(Config, CONFIGS / "defaults.yaml")
+    assert defaults.data.augment.color_jitter is not None and defaults.data.augment.color_jitter.brightness == (
+        0.5,
+        1.3,
+    )
     assert str(cfg.data.root) == "data/synth"
 
 

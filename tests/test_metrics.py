@@ -90,3 +90,27 @@ def test_accumulator_equals_one_shot_computation() -> None:
     assert acc.compute(convention="mlgcn") == multilabel_metrics(PROBS, TARGETS, convention="mlgcn")
     with pytest.raises(ValueError, match="no predictions"):
         MetricAccumulator().compute()
+
+
+def test_auc_matches_sklearn_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from deepfake_mlc.metrics import binary_auc
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    scores = np.round(rng.random(200) * 0.5 + labels * 0.3, 1)  # many ties
+    assert binary_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    assert np.isnan(binary_auc([0.1, 0.2], [1, 1]))
+
+
+def test_detection_metrics_and_confusion_hand_worked() -> None:
+    from deepfake_mlc.metrics import confusion_counts, detection_metrics
+
+    m = detection_metrics(PROBS, TARGETS)
+    # predicted sets (p > 0.5): {0,3}, {1}, {0}, {} ; true: {0}, {0,1}, {1}, {2}: none exact
+    assert m["subset_accuracy"] == 0.0
+    # fake truth: all four images fake; called fake: images 0, 1, 2 -> 3 of 4 right
+    assert m["fake_accuracy"] == 75.0
+    assert np.isnan(m["fake_auc"])  # no real image: AUC undefined
+    np.testing.assert_array_equal(confusion_counts(PROBS, TARGETS)[0], [1, 1, 1, 1])  # label 0: TP FP FN TN

@@ -57,3 +57,16 @@ def test_label_stats_hand_worked(seq_root: Path) -> None:
     assert stats.cooccurrence[2, 4] == stats.cooccurrence[4, 2] == 3
     assert np.all(np.diag(stats.cooccurrence) == 0)
     np.testing.assert_allclose(stats.conditional()[0], [0, 3 / 5, 2 / 5, 2 / 5, 3 / 5])
+
+
+def test_seeded_augmentation_depends_on_epoch_and_index_not_on_workers(seq_root: Path) -> None:
+    cfg = DataConfig(root=seq_root, image_size=16, batch_size=4, num_workers=0)
+    ds = build_dataset(cfg, "train", seed=5)
+    first = ds[3][0]
+    assert torch.equal(first, ds[3][0])  # same epoch, same sample: same augmentation
+    ds.set_epoch(1)
+    assert not torch.equal(first, ds[3][0])
+    ds.set_epoch(0)
+    in_workers = torch.cat([x for x, _ in build_loader(ds, cfg.model_copy(update={"num_workers": 2}), train=False)])
+    in_process = torch.cat([x for x, _ in build_loader(ds, cfg, train=False)])
+    assert torch.equal(in_workers, in_process) and torch.equal(in_process[3], first)

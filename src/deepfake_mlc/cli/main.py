@@ -12,15 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from deepfake_mlc import __version__
-from deepfake_mlc.cli import data_commands, model_commands
+from deepfake_mlc.cli import data_commands, model_commands, train_commands
 from deepfake_mlc.config.loader import ConfigError
 from deepfake_mlc.data.base import CorruptImageError, DatasetError
+from deepfake_mlc.engine.checkpoint import CheckpointError
 from deepfake_mlc.models import EmbeddingError, WeightsError
 
 USER_ERRORS = (
     ConfigError,
     DatasetError,
     CorruptImageError,
+    CheckpointError,
     EmbeddingError,
     WeightsError,
     FileExistsError,
@@ -28,7 +30,7 @@ USER_ERRORS = (
     NotADirectoryError,
     PermissionError,
 )
-PLANNED = {"train": 4, "evaluate": 4, "export": 6, "serve-bench": 6}
+PLANNED = {"export": 6, "serve-bench": 6}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data_commands.register(commands)
     model_commands.register(commands)
+    train_commands.register(commands)
+    train_commands.register_evaluate(commands)
     for name, issue in PLANNED.items():
         planned = commands.add_parser(name, help=f"(not available yet: issue #{issue})", add_help=False)
         planned.add_argument("rest", nargs=argparse.REMAINDER)
@@ -60,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # Accelerate and MLflow narrate every checkpoint save at INFO
+        for name in ("accelerate", "mlflow"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:

@@ -144,9 +144,48 @@ class LossConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    """How long and how to optimise."""
+    """How long and how to optimise (timm's train.py options, for one process or many)."""
 
     epochs: int = Field(40, ge=1, description="the paper: 40 epochs or until convergence")
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(1e-4, gt=0.0, description="peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0.0, description="not applied to norms and biases")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD only")
+    backbone_lr_scale: float = Field(1.0, gt=0.0, description="backbone lr = lr x this (ML-GCN: 0.1)")
+    scheduler: Literal["onecycle", "cosine", "constant"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0.0, description="cosine: linear warm-up length")
+    pct_start: float = Field(0.2, gt=0.0, lt=1.0, description="onecycle: share of the cycle spent rising")
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0, description="cosine: final lr = lr x this")
+    grad_accum_steps: int = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="fp16 needs a GPU; bf16 works on CPU")
+    ema: bool = Field(False, description="keep an exponential moving average of the weights; evaluate both")
+    ema_decay: float = Field(0.9997, gt=0.0, lt=1.0)
+    channels_last: bool = False
+    compile: bool = Field(False, description="torch.compile the model")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many evaluations without a better validation mAP"
+    )
+    eval_every: int = Field(1, ge=1, description="evaluate every this many epochs (and after the last)")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="probability above which a label fires")
+    convention: Literal["asl", "mlgcn"] = Field("asl", description="metric convention (see the metrics docs)")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads per process (default: all cores / processes)")
+
+
+class TrackingConfig(StrictModel):
+    """MLflow: where runs go. No server needed: the default is an SQLite file in the output folder."""
+
+    enabled: bool = True
+    uri: str | None = Field(None, description="tracking URI; default $MLFLOW_TRACKING_URI, else sqlite in output.dir")
+    experiment: str = "deepfake-mlc"
+    log_checkpoint: bool = Field(True, description="log the best checkpoint as an artifact")
+
+
+class OutputConfig(StrictModel):
+    """Where a run writes its checkpoints, metrics and plots."""
+
+    dir: Path = Field(Path("runs"), description="parent folder of all runs")
+    name: str | None = Field(None, description="run folder name (default: model-subset-loss-time)")
 
 
 class Config(StrictModel):
@@ -157,3 +196,5 @@ class Config(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)

@@ -73,6 +73,10 @@ class MultiLabelImageDataset(Dataset):
     ``on_corrupt="skip"`` makes ``__getitem__`` return ``None`` for an unreadable image, logged with
     its path and counted in :attr:`num_skipped` (shared with DataLoader workers);
     :func:`collate_skipping` drops those entries from the batch.
+
+    With ``augment_seed`` set, the random augmentation of a sample is drawn from a generator seeded by
+    ``(augment_seed, epoch, index)`` (see :meth:`set_epoch`): training is then reproducible whatever the
+    number of workers, processes or restarts, which exact resume relies on.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class MultiLabelImageDataset(Dataset):
         label_names: Sequence[str],
         transform: Callable[[Image.Image], Any] | None = None,
         on_corrupt: OnCorrupt = "error",
+        augment_seed: int | None = None,
     ) -> None:
         if on_corrupt not in ("error", "skip"):
             raise ValueError(f"on_corrupt must be 'error' or 'skip', not {on_corrupt!r}")
@@ -88,7 +93,13 @@ class MultiLabelImageDataset(Dataset):
         self.label_names = tuple(label_names)
         self.transform = transform
         self.on_corrupt = on_corrupt
+        self.augment_seed = augment_seed
         self._skipped = multiprocessing.get_context().Value("i", 0)
+        self._epoch = multiprocessing.get_context().Value("i", 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell every worker process which epoch's augmentation to draw."""
+        self._epoch.value = epoch
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -121,7 +132,12 @@ class MultiLabelImageDataset(Dataset):
             log.warning("skipped unreadable image %s: %s", path, err)
             return None
         if self.transform is not None:
-            image = self.transform(image)
+            if self.augment_seed is None:
+                image = self.transform(image)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(hash((self.augment_seed, self._epoch.value, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+                    image = self.transform(image)
         return image, torch.tensor(target, dtype=torch.float32)
 
 

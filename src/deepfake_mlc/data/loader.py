@@ -12,17 +12,24 @@ from deepfake_mlc.data.seqdeepfake import SeqDeepFake
 from deepfake_mlc.data.transforms import build_transform
 
 
-def build_dataset(cfg: DataConfig, split: Split, train: bool | None = None) -> MultiLabelImageDataset:
-    """The ``split`` of the configured data set; augmentation follows ``train`` (default: split == train)."""
-    transform = build_transform(cfg, train=split == "train" if train is None else train)
+def build_dataset(
+    cfg: DataConfig, split: Split, train: bool | None = None, seed: int | None = None
+) -> MultiLabelImageDataset:
+    """The ``split`` of the configured data set; augmentation follows ``train`` (default: split == train).
+
+    ``seed`` makes the augmentation a function of (seed, epoch, sample): see ``MultiLabelImageDataset``.
+    """
+    augment = split == "train" if train is None else train
+    transform = build_transform(cfg, train=augment)
+    seed = seed if augment else None
     if cfg.format == "seqdeepfake":
         assert cfg.root is not None  # enforced by DataConfig
-        return SeqDeepFake(cfg.root, cfg.subset, split, transform=transform, on_corrupt=cfg.on_corrupt)
+        return SeqDeepFake(cfg.root, cfg.subset, split, transform, cfg.on_corrupt, augment_seed=seed)
     assert cfg.manifests is not None and cfg.labels is not None
     manifest = getattr(cfg.manifests, split)
     if manifest is None:
         raise DatasetError(f"data.manifests.{split} is not set: no manifest for the {split} split")
-    return ManifestDataset(manifest, cfg.labels, transform=transform, on_corrupt=cfg.on_corrupt)
+    return ManifestDataset(manifest, cfg.labels, transform, cfg.on_corrupt, augment_seed=seed)
 
 
 def build_loader(dataset: MultiLabelImageDataset, cfg: DataConfig, train: bool, seed: int = 0) -> DataLoader:

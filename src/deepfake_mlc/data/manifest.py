@@ -57,8 +57,10 @@ class ManifestDataset(MultiLabelImageDataset):
         label_names: Sequence[str],
         transform: Callable[[Image.Image], Any] | None = None,
         on_corrupt: OnCorrupt = "error",
+        augment_seed: int | None = None,
     ) -> None:
         if not label_names:
             raise ValueError("a manifest data set needs at least one label name")
         self.manifest = Path(manifest).expanduser().resolve()
-        super().__init__(read_manifest(self.manifest, label_names), label_names, transform, on_corrupt)
+        samples = read_manifest(self.manifest, label_names)
+        super().__init__(samples, label_names, transform, on_corrupt, augment_seed)

@@ -71,6 +71,7 @@ class SeqDeepFake(MultiLabelImageDataset):
         split: str,
         transform: Callable[[Image.Image], Any] | None = None,
         on_corrupt: OnCorrupt = "error",
+        augment_seed: int | None = None,
     ) -> None:
         if subset not in SUBSET_DIRS:
             raise ValueError(f"subset must be one of {sorted(SUBSET_DIRS)}, not {subset!r}")
@@ -80,4 +81,6 @@ class SeqDeepFake(MultiLabelImageDataset):
         if not root.is_dir():
             raise DatasetError(f"Seq-DeepFake root not found: {root}")
         self.root, self.subset, self.split = root, subset, split
-        super().__init__(read_annotations(root, subset, split), SUBSET_LABELS[subset], transform, on_corrupt)
+        super().__init__(
+            read_annotations(root, subset, split), SUBSET_LABELS[subset], transform, on_corrupt, augment_seed
+        )

@@ -116,3 +116,48 @@ class MetricAccumulator:
     def compute(self, threshold: float = 0.5, convention: Convention = "asl") -> dict[str, float]:
         probs, targets = self.state()
         return multilabel_metrics(probs, targets, threshold, convention)
+
+
+def binary_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC by the rank statistic (ties get average ranks); NaN when only one class is present."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2  # average of ranks start+1 .. end
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def detection_metrics(
+    probs: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor, threshold: float = 0.5
+) -> dict[str, float]:
+    """Beyond the paper: exact label-set accuracy, and the binary real-vs-fake view of the same outputs.
+
+    An image is called fake when any label fires (``prob > threshold``); its fake score is its highest
+    label probability. Values in percent, so they compare with binary deepfake detectors.
+    """
+    p, t = _as_numpy(probs), _as_numpy(targets)
+    _check(p, t)
+    predicted = p > threshold
+    fake, called_fake = t.any(axis=1), predicted.any(axis=1)
+    return {
+        "subset_accuracy": 100.0 * float((predicted == t.astype(bool)).all(axis=1).mean()),
+        "fake_accuracy": 100.0 * float((fake == called_fake).mean()),
+        "fake_auc": 100.0 * binary_auc(p.max(axis=1), fake),
+    }
+
+
+def confusion_counts(
+    probs: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor, threshold: float = 0.5
+) -> np.ndarray:
+    """Per-label ``[TP, FP, FN, TN]`` counts, ``[C, 4]``."""
+    p, t = _as_numpy(probs), _as_numpy(targets).astype(bool)
+    _check(p, t)
+    pred = p > threshold
+    return np.stack([(pred & t).sum(0), (pred & ~t).sum(0), (~pred & t).sum(0), (~pred & ~t).sum(0)], axis=1)

@@ -57,9 +57,11 @@ class GraphClassifier(nn.Module):
         hidden: int,
         make_layer: LayerFactory = GraphConvolution,
         negative_slope: float = 0.2,
+        embedding_kind: str = "word",
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.embedding_kind = embedding_kind  # which node features set_label_graph expects
         self.negative_slope = negative_slope
         self.register_buffer("node_features", torch.zeros(num_labels, embedding_dim))
         self.register_buffer("adjacency", torch.eye(num_labels))
@@ -94,10 +96,16 @@ def graph_factory(backbone: str, pool: str, kind: str, dim: int, make_layer: Cal
     """A registry factory for a graph method with these defaults (each overridable in the config)."""
 
     def build(cfg: ModelConfig, num_labels: int) -> GraphClassifier:
-        _, embedding_dim = embedding_spec(cfg.graph.embedding, kind, dim, num_labels)
+        embedding_kind, embedding_dim = embedding_spec(cfg.graph.embedding, kind, dim, num_labels)
         features = create_timm(cfg, cfg.backbone or backbone, 0, cfg.pool or pool)
         return GraphClassifier(
-            features, num_labels, embedding_dim, cfg.graph.hidden, make_layer(cfg), cfg.graph.negative_slope
+            features,
+            num_labels,
+            embedding_dim,
+            cfg.graph.hidden,
+            make_layer(cfg),
+            cfg.graph.negative_slope,
+            embedding_kind,
         )
 
     return build

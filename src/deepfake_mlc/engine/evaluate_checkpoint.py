@@ -1,0 +1,74 @@
+"""``deepfake-mlc evaluate``: a checkpoint on any split of any supported data set, with every view of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+from deepfake_mlc.config.loader import load_config
+from deepfake_mlc.config.schema import Config, DataConfig, ManifestSplits, Split
+from deepfake_mlc.data import DatasetError, build_dataset, build_loader
+from deepfake_mlc.engine.checkpoint import load_checkpoint
+from deepfake_mlc.engine.evaluate import predict, summarize
+from deepfake_mlc.metrics import confusion_counts, detection_metrics
+from deepfake_mlc.metrics.plots import plot_pr_curves
+
+
+def data_for(source: Path, trained: DataConfig, subset: str | None) -> DataConfig:
+    """The data to evaluate on, read with the checkpoint's own preprocessing.
+
+    ``source`` is a Seq-DeepFake root (folder), a manifest (``.csv``) or a run config (``.yaml``).
+    """
+    keep = {k: getattr(trained, k) for k in ("image_size", "interpolation", "mean", "std")}
+    if source.suffix in (".yaml", ".yml"):
+        return load_config(Config, source).data.model_copy(update=keep)
+    if source.suffix == ".csv":
+        splits = ManifestSplits(train=source, val=source, test=source)
+        return trained.model_copy(update={"format": "manifest", "manifests": splits, "labels": trained.labels})
+    return trained.model_copy(update={"format": "seqdeepfake", "root": source, "subset": subset or trained.subset})
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    source: Path,
+    split: Split,
+    out_dir: Path | None = None,
+    subset: str | None = None,
+    threshold: float | None = None,
+    cpu: bool = False,
+) -> dict[str, Any]:
+    """Metrics, detection view, per-label confusion counts; JSON and PR curves written to ``out_dir``."""
+    accelerator = Accelerator(cpu=cpu)
+    model, cfg, meta = load_checkpoint(checkpoint)
+    labels = tuple(meta["label_names"])
+    data = data_for(source, cfg.data, subset)
+    if data.format == "manifest" and data.labels is None:
+        data = data.model_copy(update={"labels": list(labels)})
+    dataset = build_dataset(data, split, train=False)
+    if dataset.label_names != labels:
+        raise DatasetError(f"the data's labels {list(dataset.label_names)} are not the model's {list(labels)}")
+    model, loader = accelerator.prepare(model, build_loader(dataset, data, train=False))
+    probs, targets = predict(model, loader, accelerator)
+    threshold = meta["threshold"] if threshold is None else threshold
+    report: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "data": str(source),
+        "split": split,
+        "images": len(probs),
+        "threshold": threshold,
+        "metrics": summarize(probs, targets, labels, threshold, cfg.train.convention),
+        "detection": detection_metrics(probs, targets, threshold),
+        "confusion": {
+            name: dict(zip(("TP", "FP", "FN", "TN"), map(int, row), strict=True))
+            for name, row in zip(labels, confusion_counts(probs, targets, threshold), strict=True)
+        },
+        "params": meta.get("params"),
+    }
+    if out_dir is not None and accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
+        plot_pr_curves(probs, targets, labels, out_dir / "pr_curves.png", title=f"{Path(checkpoint).name}: {split}")
+    return report

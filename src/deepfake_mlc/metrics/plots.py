@@ -1,0 +1,162 @@
+"""Figures of a run and of the paper-style comparisons, written as PNG files.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (drawn by the Agg canvas) rather
+than through ``pyplot``: nothing touches the global backend or figure registry, so plotting works
+headless, in threads and in notebooks alike, and no figure outlives its function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, ScalarFormatter
+
+from deepfake_mlc.metrics.multilabel import _as_numpy, _check, per_label_ap
+
+DPI = 120
+HATCH = "///"
+
+
+def pr_curve(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score threshold of one label.
+
+    The points and their order are scikit-learn's ``precision_recall_curve(drop_intermediate=False)``:
+    thresholds ascending, then a final point at recall 0, precision 1. Without positives recall is 0.
+    """
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    scores, hits = scores[order], targets[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tp = np.cumsum(hits)[last_of_each_score]
+    predicted = last_of_each_score + 1.0
+    precision = tp / predicted
+    recall = tp / tp[-1] if tp[-1] > 0 else np.zeros_like(tp)
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def plot_pr_curves(
+    probs: np.ndarray | torch.Tensor,
+    targets: np.ndarray | torch.Tensor,
+    label_names: Sequence[str],
+    path: Path,
+    title: str = "",
+) -> Path:
+    """One precision-recall curve per label, each label's AP in the legend (mAP as its title).
+
+    A label without positives in ``targets`` has no curve; the legend still lists it, with AP 0.
+    """
+    p, t = _as_numpy(probs), _as_numpy(targets)
+    _check(p, t)
+    if len(label_names) != p.shape[1]:
+        raise ValueError(f"{len(label_names)} label names for {p.shape[1]} labels")
+    ap = per_label_ap(p, t)
+    fig = Figure(figsize=(6.5, 6), layout="constrained")
+    ax = fig.add_subplot()
+    for k, name in enumerate(label_names):
+        if t[:, k].any():
+            precision, recall = pr_curve(p[:, k], t[:, k])
+            ax.plot(recall, precision, drawstyle="steps-post", linewidth=1.6, label=f"{name} (AP {100 * ap[k]:.1f})")
+        else:
+            ax.plot([], [], linestyle="none", label=f"{name} (no positives)")
+    ax.set(xlim=(0, 1.01), ylim=(0, 1.02), xlabel="Recall", ylabel="Precision", aspect="equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", title=f"mAP {100 * ap.mean():.1f}", fontsize="small", framealpha=0.9)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_grouped_bars(
+    groups: Mapping[str, Mapping[str, float]],
+    path: Path,
+    title: str = "",
+    ylabel: str = "%",
+    hatched: Collection[str] = (),
+    *,
+    value_labels: bool = False,
+    ylim: tuple[float, float] | None = None,
+) -> Path:
+    """Bars grouped by metric (x axis), one bar per method, like the paper's Fig. 2 and 3.
+
+    ``groups`` maps a metric to ``{method: value}``; methods keep their first-seen order and a method
+    missing from a group leaves a gap. Methods in ``hatched`` (the paper's indirect methods) are
+    drawn hatched. ``ylim`` zooms in when all values are close (e.g. ``(80, 100)``).
+    """
+    methods = list(dict.fromkeys(m for values in groups.values() for m in values))
+    if not methods:
+        raise ValueError("no values to plot")
+    n_groups, n_methods = len(groups), len(methods)
+    width = 0.8 / n_methods
+    x = np.arange(n_groups)
+    fig = Figure(figsize=(max(6.0, 1.5 + 0.3 * n_groups * n_methods), 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    palette = [f"C{i % 10}" for i in range(n_methods)]
+    for i, method in enumerate(methods):
+        heights = [values.get(method, np.nan) for values in groups.values()]
+        bars = ax.bar(
+            x + (i - (n_methods - 1) / 2) * width,
+            heights,
+            width,
+            label=method,
+            color=palette[i],
+            edgecolor="black",
+            linewidth=0.6,
+            hatch=HATCH if method in hatched else None,
+            zorder=2,
+        )
+        if value_labels:
+            ax.bar_label(bars, fmt="%.1f", fontsize="x-small", rotation=90, padding=2)
+    ax.set_xticks(x, list(groups))
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    elif value_labels:
+        ax.margins(y=0.12)
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_lines(
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+) -> Path:
+    """One line with markers per series of ``(x, y)`` points (e.g. latency against batch size).
+
+    With ``logx`` the x axis is logarithmic and, when there are few distinct x values, ticked at
+    exactly those values in plain numbers (1, 2, 4, ... rather than powers of ten).
+    """
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for name, points in series.items():
+        xs, ys = zip(*sorted(points), strict=True) if points else ((), ())
+        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.6, label=name)
+    if logx:
+        ax.set_xscale("log")
+        ticks = sorted({x for points in series.values() for x, _ in points})
+        if 0 < len(ticks) <= 12:
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_locator(FixedLocator([]))
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize="small")
+    return _save(fig, path)
