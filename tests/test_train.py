@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -222,3 +223,52 @@ def test_evaluate_command_reports_every_view(synth_root: Path, tmp_path: Path, c
     broken.write_bytes(b"not a checkpoint")
     assert main(["evaluate", str(broken), "--data", str(synth_root), "--cpu"]) == 2
     assert "not a readable safetensors file" in capsys.readouterr().err
+
+
+def test_report_tables_beside_the_paper(synth_root: Path, tmp_path: Path, capsys) -> None:
+    result = train(tiny_config(synth_root, tmp_path, "train.epochs=1"), cpu=True, show_progress=False)
+    paper = tmp_path / "tables.csv"
+    paper.write_text(
+        "subset,category,method,loss,embedding,params_m,mAP,CP,CR,CF1,OP,OR,OF1\n"
+        "seq_comp,direct,ResNet50,asl,,23.8,90.5,80.3,87.7,83.8,80.3,87.9,84.0\n"
+        "seq_comp,indirect,ML-GCN,,word,44.9,89.6,87.5,69.4,76.9,87.8,69.8,77.8\n"
+    )
+    fake = tmp_path / "resnet50-asl" / "checkpoints"  # a finished paper-row run, as its metadata reads
+    fake.mkdir(parents=True)
+    metrics = dict(
+        zip(["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"], [91.0, 81.0, 88.0, 84.0, 81.0, 88.0, 84.0], strict=True)
+    )
+    meta = {
+        "config": {"data": {"subset": "components"}, "model": {"name": "resnet50"}, "loss": {"name": "asl"}},
+        "params": 23_518_277,
+        "metrics": metrics,
+    }
+    (fake / "best.json").write_text(json.dumps(meta))
+    out = tmp_path / "report"
+    assert (
+        main(
+            [
+                "report",
+                str(tmp_path / "resnet50-asl"),
+                "--mlflow",
+                f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "--paper",
+                str(paper),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    markdown = (out / "components.md").read_text()
+    assert "| direct | ResNet50 | asl | – | 23.5 (23.8) | 91.0 (90.5) | 81.0 (80.3)" in markdown
+    assert "| direct | test_resnet | bce |" in markdown  # the MLflow run, no paper row
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["method"], r["source"]) for r in rows] == [
+        ("ResNet50", "ours"),
+        ("ResNet50", "paper"),
+        ("test_resnet", "ours"),
+    ]
+    assert float(rows[2]["mAP"]) == pytest.approx(result.best_metrics["mAP"], abs=0.01)
+    assert (out / "components.png").stat().st_size > 0 and not (out / "attributes.md").exists()
+    assert main(["report", "--out", str(out)]) == 2 and "nothing to report" in capsys.readouterr().err

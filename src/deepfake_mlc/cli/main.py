@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.register(commands)
     train_commands.register(commands)
     train_commands.register_evaluate(commands)
+    train_commands.register_report(commands)
     for name, issue in PLANNED.items():
         planned = commands.add_parser(name, help=f"(not available yet: issue #{issue})", add_help=False)
         planned.add_argument("rest", nargs=argparse.REMAINDER)

@@ -314,6 +314,8 @@ def train(
                 )
                 tracker.log_artifact(curves)
             tracker.set_tags({"best_epoch": str(progress.best_epoch)})
+            summary = {f"best/{k}": v for k, v in best_meta.get("metrics", {}).items()}
+            tracker.log_metrics({**summary, "best/params": params}, step=progress.best_epoch)
             display.table(
                 {run_dir.name: best_meta.get("metrics", {})},
                 f"best validation metrics (epoch {progress.best_epoch}, threshold {cfg.train.threshold})",
