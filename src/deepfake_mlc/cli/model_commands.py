@@ -46,15 +46,13 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"registered models ({args.num_labels} labels); any timm model name also works")
-    for column in ("name", "family", "params (M)", "paper (M)", "diff", "description"):
+    table = Table(title=f"registered models, {args.num_labels} labels (any timm name works too)")
+    for column in ("name", "family", "params (M)", "paper (M)", "diff"):
         table.add_column(column, justify="right" if column in ("params (M)", "paper (M)", "diff") else "left")
     for row in rows:
         paper = row["paper_params_m"]
         millions = row["params"] / 1e6
         diff = f"{100 * (millions - paper) / paper:+.1f} %" if paper and args.num_labels == 5 else ""
-        table.add_row(
-            row["name"], row["family"], f"{millions:.2f}", f"{paper:.1f}" if paper else "", diff, row["description"]
-        )
+        table.add_row(row["name"], row["family"], f"{millions:.2f}", f"{paper:.1f}" if paper else "", diff)
     Console().print(table)
     return 0
