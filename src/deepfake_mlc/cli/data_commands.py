@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from deepfake_mlc.cli.options import add_overrides
 from deepfake_mlc.config.loader import load_config
 from deepfake_mlc.config.schema import Config
 from deepfake_mlc.data.base import DatasetError, MultiLabelImageDataset
@@ -42,14 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     synth.add_argument("--out", type=Path, required=True, help="output root (the folder of both subsets)")
     synth.add_argument("--config", type=Path, help="YAML generator config (e.g. configs/synth/correlated.yaml)")
-    synth.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set splits.train=2000 (repeatable)",
-    )
+    add_overrides(synth, "splits.train=2000")
     synth.add_argument("--subsets", nargs="+", choices=sorted(SUBSET_DIRS), help="subsets to write")
     synth.add_argument("--seed", type=int)
     synth.add_argument("--size", type=int, help="image side in pixels")
@@ -72,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--config", type=Path, help="a run config: its data section is read")
     source.add_argument("--manifest", type=Path, help="a manifest CSV (with --labels)")
     stats.add_argument("--labels", help="comma-separated label names of --manifest")
-    stats.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(stats, "data.root=DIR")
     stats.add_argument("--subset", choices=sorted(SUBSET_DIRS), help="only this subset")
     stats.add_argument("--split", choices=SPLITS, help="only this split")
     stats.add_argument("--json", type=Path, help="also write the statistics as JSON")

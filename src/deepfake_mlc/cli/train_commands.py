@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deepfake_mlc.cli.options import add_overrides
 from deepfake_mlc.config.loader import load_config
 from deepfake_mlc.config.schema import Config
 
@@ -18,14 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "accelerate launch --multi_gpu --num_processes 8 train --config configs/paper/components/resnet50_asl.yaml",
     )
     train.add_argument("--config", type=Path, help="run config YAML (required unless --resume)")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.lr=3e-4 (repeatable)",
-    )
+    add_overrides(train, "train.lr=3e-4")
     train.add_argument(
         "--cpu",
         action="store_true",
@@ -112,14 +106,7 @@ def register_report(commands: argparse._SubParsersAction) -> None:
     )
     report.add_argument("runs", nargs="*", type=Path, help="finished run folders")
     report.add_argument("--configs", nargs="+", type=Path, default=[], help="train these configs first, then report")
-    report.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override applied to every --configs config (e.g. data.root=...)",
-    )
+    add_overrides(report, "data.root=DIR (applied to every --configs config)")
     report.add_argument("--mlflow", metavar="URI", help="collect the finished runs of an MLflow store")
     report.add_argument("--experiment", default="deepfake-mlc", help="MLflow experiment (with --mlflow)")
     report.add_argument("--paper", type=Path, help="the paper's tables.csv (e.g. ../shared/paper/tables.csv)")

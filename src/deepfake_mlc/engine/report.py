@@ -136,31 +136,17 @@ def write_report(results: list[Result], out: Path, paper_csv: Path | None = None
             lines.append(
                 f"| {category} | {method} | {r.loss} | {embedding or '–'} | {params} | " + " | ".join(cells) + " |"
             )
+            common = {"subset": subset, "category": category, "method": method, "loss": r.loss, "embedding": embedding}
             rows.append(
                 {
-                    "subset": subset,
-                    "category": category,
-                    "method": method,
-                    "loss": r.loss,
-                    "embedding": embedding,
+                    **common,
                     "source": "ours",
                     "params_m": round(r.params / 1e6, 2),
                     **{m: round(r.metrics[m], 2) for m in METRIC_NAMES},
                 }
             )
             if ref:
-                rows.append(
-                    {
-                        "subset": subset,
-                        "category": category,
-                        "method": method,
-                        "loss": r.loss,
-                        "embedding": embedding,
-                        "source": "paper",
-                        "params_m": ref["params_m"],
-                        **{m: ref[m] for m in METRIC_NAMES},
-                    }
-                )
+                rows.append({**common, "source": "paper", **{k: ref[k] for k in ("params_m", *METRIC_NAMES)}})
         if paper:
             lines += ["", "Ours, with the paper's value in parentheses."]
         markdown = out / f"{subset}.md"

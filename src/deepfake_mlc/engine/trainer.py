@@ -317,9 +317,9 @@ def train(
             summary = {f"best/{k}": v for k, v in best_meta.get("metrics", {}).items()}
             tracker.log_metrics({**summary, "best/params": params}, step=progress.best_epoch)
             display.table(
-                {run_dir.name: best_meta.get("metrics", {})},
+                {cfg.model.name: best_meta.get("metrics", {})},
                 f"best validation metrics (epoch {progress.best_epoch}, threshold {cfg.train.threshold})",
-                {run_dir.name: params},
+                {cfg.model.name: params},
                 [f"run folder: {run_dir}", f"checkpoint: {run_dir / 'checkpoints' / 'best.safetensors'}"],
             )
     accelerator.wait_for_everyone()

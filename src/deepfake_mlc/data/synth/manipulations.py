@@ -95,23 +95,29 @@ def apply(
     if rows.size:  # the traces are only computed where they are blended in
         box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
         traced = _traces(fake[box], rng, strength, face.scene.noise)
-        alpha = mask[box][..., None]
-        below = out[box].astype(np.float32)
-        out[box] = to_uint8(below + alpha * (traced - below))
+        out[box] = to_uint8(_blend(out[box].astype(np.float32), traced, mask[box][..., None], rng, strength))
     return out, edited, mask
+
+
+def _blend(
+    below: np.ndarray, above: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, strength: float
+) -> np.ndarray:
+    """Alpha blending plus the halo that imperfect (e.g. Poisson) blending leaves along the seam."""
+    halo = strength * rng.choice((-1.0, 1.0)) * rng.uniform(4.0, 10.0) * 4.0 * alpha * (1.0 - alpha)
+    return below + alpha * (above - below) + halo
 
 
 def _feather(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Blur the region and double it: a slightly dilated region with a soft edge, the blending seam."""
     size = region.shape[0]
-    radius = rng.uniform(1.0, 2.2) * size / 128
+    radius = rng.uniform(1.5, 3.0) * size / 128
     soft = Image.fromarray(to_uint8(region * 255.0)).filter(ImageFilter.GaussianBlur(radius))
     return np.minimum(np.asarray(soft, dtype=np.float32) / 127.5, 1.0)
 
 
 def _generator_image(face: Face, size: int, rng: np.random.Generator, strength: float) -> np.ndarray:
     """The edited face as a generator's decoder makes it: smoothed texture, low resolution, upsampled."""
-    texture = max(0.0, 1.0 - strength * rng.uniform(0.4, 0.8))
+    texture = max(0.0, 1.0 - strength * rng.uniform(0.6, 1.0))
     low = to_uint8(draw.render(face, max(size // int(rng.integers(2, 5)), 8), rng, texture))
     up = Image.fromarray(low).resize((size, size), UPSAMPLING[int(rng.integers(len(UPSAMPLING)))])
     return np.asarray(up, dtype=np.float32)
@@ -120,8 +126,8 @@ def _generator_image(face: Face, size: int, rng: np.random.Generator, strength: 
 def _traces(fake: np.ndarray, rng: np.random.Generator, strength: float, noise: float) -> np.ndarray:
     """Shifted colour statistics, a periodic upsampling fingerprint and a too-low noise level."""
     h, w, _ = fake.shape
-    gain = 1.0 + strength * rng.uniform(-0.06, 0.06, 3)
-    offset = strength * (rng.choice((-1.0, 1.0)) * rng.uniform(3.0, 8.0) + rng.uniform(-3.0, 3.0, 3))
+    gain = 1.0 + strength * rng.uniform(-0.08, 0.08, 3)
+    offset = strength * (rng.choice((-1.0, 1.0)) * rng.uniform(4.0, 10.0) + rng.uniform(-3.0, 3.0, 3))
     period = int(rng.integers(2, 5))
     kernel = rng.normal(0.0, strength * rng.uniform(0.5, 2.0), (period, period))
     fingerprint = np.tile(kernel - kernel.mean(), (h // period + 1, w // period + 1))[:h, :w]
