@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from deepfake_mlc import __version__
-from deepfake_mlc.cli import data_commands, model_commands, train_commands
+from deepfake_mlc.cli import data_commands, model_commands, train_commands, tune_commands
 from deepfake_mlc.config.loader import ConfigError
 from deepfake_mlc.data.base import CorruptImageError, DatasetError
 from deepfake_mlc.engine.checkpoint import CheckpointError
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.register(commands)
     train_commands.register_evaluate(commands)
     train_commands.register_report(commands)
+    tune_commands.register(commands)
     for name, issue in PLANNED.items():
         planned = commands.add_parser(name, help=f"(not available yet: issue #{issue})", add_help=False)
         planned.add_argument("rest", nargs=argparse.REMAINDER)

@@ -35,11 +35,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from deepfake_mlc.engine import train  # torch/accelerate are imported only when training
+    from deepfake_mlc.tune.trial import reporter_from_env  # set when a search runs this as a trial
 
     if args.resume is None and args.config is None:
         raise FileNotFoundError("train needs --config FILE (or --resume RUN_DIR)")
     cfg = load_config(Config, args.config, args.overrides) if args.resume is None else None
-    result = train(cfg, cpu=args.cpu, resume=args.resume, show_progress=not args.no_progress)  # type: ignore[arg-type]
+    result = train(
+        cfg,  # type: ignore[arg-type]
+        cpu=args.cpu,
+        resume=args.resume,
+        show_progress=not args.no_progress,
+        hook=reporter_from_env(),
+    )
     return 0 if result.best_epoch > 0 else 1
 
 

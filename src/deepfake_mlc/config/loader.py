@@ -116,6 +116,19 @@ def _model_in(annotation: Any) -> Any:
     return annotation
 
 
+def check_key(model: type[BaseModel], key: str, where: str = "") -> None:
+    """Raise one ConfigError line unless the dotted ``key`` names a field of ``model`` (nested sections walked)."""
+    current: Any = model
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        fields = current.model_fields if isinstance(current, type) and issubclass(current, BaseModel) else {}
+        if part not in fields:
+            allowed = _allowed_keys(model, tuple(parts[:depth]))
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            raise ConfigError(f"{where}{': ' if where else ''}unknown config key '{key}'{hint}")
+        current = _model_in(fields[part].annotation)
+
+
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str = "") -> str:
     """One line naming the first bad key, what is wrong and (where known) what is allowed."""
     first = err.errors()[0]

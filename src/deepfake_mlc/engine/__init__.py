@@ -2,10 +2,11 @@
 
 from deepfake_mlc.engine.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, write_checkpoint
 from deepfake_mlc.engine.evaluate import predict, summarize
-from deepfake_mlc.engine.trainer import LaunchError, NonFiniteLossError, TrainResult, train
+from deepfake_mlc.engine.trainer import EvalHook, LaunchError, NonFiniteLossError, TrainResult, train
 
 __all__ = [
     "CheckpointError",
+    "EvalHook",
     "LaunchError",
     "NonFiniteLossError",
     "TrainResult",

@@ -14,11 +14,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from timm.utils import ModelEmaV3
 
 from deepfake_mlc.config.loader import ConfigError, dump_yaml, load_config
@@ -48,6 +48,18 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite: training cannot go on."""
 
 
+class EvalHook(Protocol):
+    """Someone outside the loop who sees every evaluation and may stop the run (a search's pruner).
+
+    ``should_stop`` is called on the main process only; the loop broadcasts the answer so that every
+    rank of a DDP job stops together. ``run_id`` names an MLflow run the training should log into.
+    """
+
+    run_id: str | None
+
+    def should_stop(self, epoch: int, metrics: dict[str, Any]) -> bool: ...
+
+
 @dataclass
 class Progress:
     """Where the loop is; saved with the training state so ``--resume`` continues exactly."""
@@ -70,6 +82,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     run_id: str | None
     params: int
+    stopped_by: str | None = None  # "early stopping" or "pruned"; None when all epochs ran
 
 
 def make_accelerator(cfg: Config, cpu: bool) -> Accelerator:
@@ -140,12 +153,16 @@ def run_tags(cfg: Config) -> dict[str, str]:
 
 
 def train(
-    cfg: Config | None, cpu: bool = False, resume: str | Path | None = None, show_progress: bool = True
+    cfg: Config | None,
+    cpu: bool = False,
+    resume: str | Path | None = None,
+    show_progress: bool = True,
+    hook: EvalHook | None = None,
 ) -> TrainResult:
     """Train ``cfg`` to the end (or early stop); returns the best validation metrics and the run folder.
 
     With ``resume`` (a run folder) the run's own saved config is used and training continues from its
-    last saved state; ``cfg`` is then ignored.
+    last saved state; ``cfg`` is then ignored. ``hook`` sees each evaluation and may stop the run.
     """
     if resume is not None:
         resume = Path(resume).expanduser()
@@ -191,7 +208,10 @@ def train(
 
     tracker = RunTracker(cfg.tracking, cfg.output.dir, active=accelerator.is_main_process)
     progress.run_id = tracker.start(
-        run_dir.name, flatten(cfg.model_dump(mode="json")), {**run_tags(cfg), "run_dir": str(run_dir)}, progress.run_id
+        run_dir.name,
+        flatten(cfg.model_dump(mode="json")),
+        {**run_tags(cfg), "run_dir": str(run_dir)},
+        progress.run_id or (hook.run_id if hook is not None else None),
     )
     if resume is None:
         tracker.log_artifact(run_dir / "config.yaml")
@@ -209,6 +229,7 @@ def train(
     }
     display = TrainingDisplay(enabled=accelerator.is_main_process, bar=show_progress)
     best_outputs = None
+    stopped_by = None
     with tracker, display:
         for epoch in range(progress.epoch, cfg.train.epochs):
             epoch_start = time.perf_counter()
@@ -259,7 +280,6 @@ def train(
                 "images_per_s": len(train_set) / epoch_seconds,
             }
             last_epoch = epoch + 1 == cfg.train.epochs
-            stop = False
             if (epoch + 1) % cfg.train.eval_every == 0 or last_epoch:
                 candidates = {"model": model} | ({"ema": ema.module} if ema is not None else {})
                 scores, outputs = {}, {}
@@ -283,23 +303,31 @@ def train(
                 else:
                     progress.bad_evals += 1
                 patience = cfg.train.early_stopping_patience
-                stop = patience is not None and progress.bad_evals >= patience
+                if patience is not None and progress.bad_evals >= patience:
+                    stopped_by = "early stopping"
+                if hook is not None and _hook_says_stop(hook, accelerator, epoch + 1, best):
+                    stopped_by = "pruned"
                 display.evaluated(epoch, best, weights)
             tracker.log_metrics(record, step=epoch + 1)
             progress.history.append(record)
             progress.epoch, progress.batches_done = epoch + 1, 0
             save_training_state(accelerator, run_dir, progress.__dict__)
-            if stop:
+            if stopped_by == "early stopping":
                 display.note(
                     f"early stop: no better validation mAP for {cfg.train.early_stopping_patience} evaluations"
                 )
+                break
+            if stopped_by == "pruned":
+                display.note(f"pruned by the search after epoch {epoch + 1}")
                 break
         best_meta = (
             json.loads((run_dir / "checkpoints" / "best.json").read_text()) if accelerator.is_main_process else {}
         )
         if accelerator.is_main_process:
             (run_dir / "metrics.json").write_text(
-                json.dumps({"best": best_meta.get("metrics"), "history": progress.history}, indent=2)
+                json.dumps(
+                    {"best": best_meta.get("metrics"), "stopped_by": stopped_by, "history": progress.history}, indent=2
+                )
             )
             tracker.log_artifact(run_dir / "metrics.json")
             if cfg.tracking.log_checkpoint:
@@ -325,5 +353,19 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(
-        run_dir, best_meta.get("metrics", {}), progress.best_epoch, progress.history, progress.run_id, params
+        run_dir,
+        best_meta.get("metrics", {}),
+        progress.best_epoch,
+        progress.history,
+        progress.run_id,
+        params,
+        stopped_by,
     )
+
+
+def _hook_says_stop(hook: EvalHook, accelerator: Accelerator, epoch: int, metrics: dict[str, Any]) -> bool:
+    """Ask the hook on the main process and give every rank the same answer."""
+    answer = [hook.should_stop(epoch, metrics) if accelerator.is_main_process else False]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(answer, from_process=0)
+    return bool(answer[0])

@@ -13,6 +13,7 @@ browses it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -75,14 +76,27 @@ def _truncate(value: str) -> str:
 
 
 @contextmanager
-def _quiet_store_creation() -> Iterator[None]:
-    """Hide MLflow's INFO lines about creating and migrating a database; warnings still show."""
+def _opening_store(uri: str) -> Iterator[None]:
+    """Open (create, migrate) a store quietly and, for an SQLite file, one process at a time.
+
+    Two processes creating the same new SQLite store race in MLflow's migrations (a study's workers
+    start together), so they take turns on ``<file>.lock``. MLflow's INFO lines about creating and
+    migrating the database are hidden; warnings still show.
+    """
     logger = logging.getLogger("mlflow.store.db.utils")
     level = logger.level
     logger.setLevel(logging.WARNING)
+    lock = None
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(db.with_name(db.name + ".lock"), "w")  # noqa: SIM115 - closed in finally
+        fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         yield
     finally:
+        if lock is not None:
+            lock.close()
         logger.setLevel(level)
 
 
@@ -133,7 +147,7 @@ class RunTracker:
         assert self._uri is not None
         run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None
         values = {str(k): _truncate(str(v)) for k, v in params.items()}
-        with _quiet_store_creation():  # the client opens the store: creates and migrates a new SQLite file
+        with _opening_store(self._uri):  # the client opens the store: creates and migrates a new SQLite file
             self._client = client = MlflowClient(tracking_uri=self._uri)
             if run_id is None:
                 self._run_id = self._create_run(client, run_name, values, tags)
