@@ -1,16 +1,34 @@
-"""Shared test fixtures: tiny data sets written on the fly in the official Seq-DeepFake format."""
+"""Shared test fixtures: tiny data sets written on the fly in the official Seq-DeepFake format, tiny runs,
+and a Python without chosen packages (the serving image, as the package sees it).
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from accelerate.state import AcceleratorState
 from PIL import Image
 
-from deepfake_mlc.data.labels import SUBSET_DIRS, format_step_ids, sequence_folder
+from deepfake_mlc.config import Config, DataConfig
+from deepfake_mlc.config.schema import ModelConfig
+from deepfake_mlc.data.labels import SUBSET_DIRS, SUBSET_LABELS, format_step_ids, sequence_folder
+from deepfake_mlc.data.synth import SynthConfig, generate
+from deepfake_mlc.engine.checkpoint import write_checkpoint
+from deepfake_mlc.models import GraphClassifier, build_model
+from deepfake_mlc.models.graph import label_adjacency
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = SUBSET_LABELS["components"]
 
 
 def write_image(path: Path, seed: int = 0, size: int = 24) -> None:
@@ -62,3 +80,127 @@ def seq_root(tmp_path: Path) -> Path:
         for split in ("train", "val", "test"):
             write_split(root, subset, split, SEQUENCES)
     return root
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The components subset, all three splits, in the official layout (shared by the export tests)."""
+    root = tmp_path_factory.mktemp("seqdeepfake")
+    for split in ("train", "val", "test"):
+        write_split(root, "components", split, SEQUENCES)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny embedded (synthetic) data set that a model can learn something from in two epochs."""
+    root = tmp_path_factory.mktemp("synth")
+    generate(
+        SynthConfig(image_size=32, subsets=["components"], splits={"train": 32, "val": 12, "test": 8}, workers=0),
+        root,
+        progress=False,
+    )
+    return root
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state() -> None:
+    """Each in-process training starts from a clean Accelerate state, as a new process would."""
+    AcceleratorState._reset_state(True)
+
+
+def tiny_overrides(root: Path, out: Path) -> list[str]:
+    """The quick-start config shrunk to seconds: a tiny backbone, 32 px, two epochs, one thread."""
+    return [
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "model.name=test_resnet",
+        "train.epochs=2",
+        "train.num_threads=1",
+        f"output.dir={out}",
+    ]
+
+
+def random_graph(model: GraphClassifier, seed: int = 0) -> None:
+    """Give a graph model random label embeddings and a random (valid) label graph."""
+    rng = np.random.default_rng(seed)
+    n, d = model.node_features.shape
+    co = rng.integers(0, 50, (n, n))
+    co = co + co.T
+    model.set_label_graph(rng.normal(size=(n, d)), label_adjacency(co, np.full(n, 60), t=0.4, p=0.25))
+
+
+def write_run(run_dir: Path, data_root: Path, name: str = "test_resnet") -> Path:
+    """A run folder with a tiny checkpoint of ``name`` (random weights, a random label graph)."""
+    cfg = Config(
+        data=DataConfig(root=data_root, image_size=32, batch_size=8, num_workers=0),
+        model=ModelConfig(name=name, backbone=None if name == "test_resnet" else "test_resnet"),
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model, len(LABELS)).eval()
+    if isinstance(model, GraphClassifier):
+        random_graph(model)
+    meta = {
+        "config": cfg.model_dump(mode="json"),
+        "label_names": list(LABELS),
+        "preprocessing": {
+            "image_size": 32,
+            "interpolation": "bilinear",
+            "mean": list(cfg.data.mean),
+            "std": list(cfg.data.std),
+        },
+        "threshold": 0.5,
+    }
+    write_checkpoint(run_dir / "checkpoints" / "best", model, meta)
+    return run_dir
+
+
+def launch_ddp(function: Callable[..., None], args: tuple, num_processes: int = 2) -> None:
+    """Accelerate's ``debug_launcher`` (CPU DDP over gloo), with spawned rather than forked processes.
+
+    A fork after any earlier test has run autograd's worker threads leaves the children unable to run
+    backward; spawned processes start clean, as under ``accelerate launch``.
+    """
+    from accelerate.utils import PrepareForLaunch, patch_environment
+    from torch.multiprocessing import start_processes
+
+    with (
+        tempfile.NamedTemporaryFile() as rendezvous,
+        patch_environment(
+            world_size=num_processes,
+            master_addr="127.0.0.1",
+            master_port=str(free_port()),
+            accelerate_mixed_precision="no",
+            accelerate_debug_rdv_file=rendezvous.name,
+            accelerate_use_cpu="yes",
+            gloo_socket_ifname="lo",
+        ),
+    ):
+        start_processes(PrepareForLaunch(function, debug=True), args=args, nprocs=num_processes, start_method="spawn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_without(modules: Collection[str], code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python in which the top-level ``modules`` cannot be imported.
+
+    A meta-path finder placed first refuses them, as if they were not installed: how the package looks
+    from an image that leaves them out.
+    """
+    blocker = f"""
+        import importlib.abc, sys
+        BLOCKED = {sorted(modules)!r}
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in BLOCKED:
+                    raise ModuleNotFoundError(f'No module named {{name!r}} (not in the serving image)', name=name)
+        sys.meta_path.insert(0, Block())
+    """
+    script = textwrap.dedent(blocker) + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)

@@ -12,6 +12,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from conftest import random_graph
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import ConfigError
 from deepfake_mlc.config.schema import EmbeddingConfig, GraphConfig, ModelConfig
@@ -37,14 +38,6 @@ PAPER_ROWS = [
     "ml_agcn_image",
 ]
 GRAPH_ROWS = [name for name in PAPER_ROWS if "gcn" in name]
-
-
-def random_graph(model: GraphClassifier, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    n, d = model.node_features.shape
-    co = rng.integers(0, 50, (n, n))
-    co = co + co.T
-    model.set_label_graph(rng.normal(size=(n, d)), label_adjacency(co, np.full(n, 60), t=0.4, p=0.25))
 
 
 def test_registry_lists_the_paper_rows_direct_first() -> None:

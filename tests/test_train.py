@@ -8,9 +8,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from accelerate import Accelerator, debug_launcher
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
+from conftest import REPO, launch_ddp, tiny_overrides
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, ConfigError, load_config
 from deepfake_mlc.data import build_dataset, build_loader
@@ -18,41 +19,10 @@ from deepfake_mlc.data.synth import SynthConfig, generate
 from deepfake_mlc.engine import checkpoint as checkpoint_module
 from deepfake_mlc.engine import load_checkpoint, predict, read_checkpoint, summarize, train
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    generate(
-        SynthConfig(image_size=32, subsets=["components"], splits={"train": 32, "val": 12, "test": 8}, workers=0),
-        root,
-        progress=False,
-    )
-    return root
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state() -> None:
-    AcceleratorState._reset_state(True)
-
 
 def tiny_config(root: Path, out: Path, *overrides: str) -> Config:
     return load_config(
-        Config,
-        REPO / "configs" / "quickstart.yaml",
-        [
-            f"data.root={root}",
-            "data.image_size=32",
-            "data.batch_size=8",
-            "data.num_workers=0",
-            "model.name=test_resnet",
-            "train.epochs=2",
-            "train.num_threads=1",
-            f"output.dir={out}",
-            "output.name=run",
-            *overrides,
-        ],
+        Config, REPO / "configs" / "quickstart.yaml", [*tiny_overrides(root, out), "output.name=run", *overrides]
     )
 
 
@@ -74,7 +44,7 @@ def test_train_writes_checkpoints_metrics_and_an_mlflow_run(synth_root: Path, tm
         assert meta["threshold"] == 0.5 and meta["weights"] in ("model", "ema") and state
         assert json.loads((run / "checkpoints" / f"{name}.json").read_text()) == meta
     _, loaded_cfg, meta = load_checkpoint(run)
-    assert loaded_cfg == cfg and meta["metrics"] == result.best_metrics
+    assert loaded_cfg == cfg and meta["metrics"] == result.best_metrics and meta["run_id"] == result.run_id
     history = json.loads((run / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2] and "val_ema/mAP" in history[0]
 
@@ -139,7 +109,7 @@ def _ddp_job(root: str, out: str) -> None:
 
 
 def test_two_process_ddp_training_and_evaluation_equal_one_process(synth_root: Path, tmp_path: Path) -> None:
-    debug_launcher(_ddp_job, args=(str(synth_root), str(tmp_path)), num_processes=2)
+    launch_ddp(_ddp_job, args=(str(synth_root), str(tmp_path)), num_processes=2)
     AcceleratorState._reset_state(True)
     ddp = json.loads((tmp_path / "ddp_eval.json").read_text())
     assert ddp == pytest.approx(_evaluate(tmp_path / "run", synth_root), rel=1e-6)

@@ -15,50 +15,17 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from accelerate import debug_launcher
-from accelerate.state import AcceleratorState
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from conftest import REPO, launch_ddp, tiny_overrides
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, ConfigError, load_config
-from deepfake_mlc.data.synth import SynthConfig, generate
 from deepfake_mlc.engine import TrainResult, train
 from deepfake_mlc.tune import TuneOptions, load_search, run_study
 from deepfake_mlc.tune import study as study_module
 from deepfake_mlc.tune.storage import SKIPPED_ATTR, WORKER_ATTR, fail_orphaned_trials, open_storage, trials_counted
 from deepfake_mlc.tune.trial import TrialFailed, run_subprocess
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    generate(
-        SynthConfig(image_size=32, subsets=["components"], splits={"train": 24, "val": 8, "test": 4}, workers=0),
-        root,
-        progress=False,
-    )
-    return root
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state() -> None:
-    AcceleratorState._reset_state(True)
-
-
-def base_overrides(root: Path, out: Path) -> list[str]:
-    return [
-        f"data.root={root}",
-        "data.image_size=32",
-        "data.batch_size=8",
-        "data.num_workers=0",
-        "model.name=test_resnet",
-        "train.epochs=2",
-        "train.num_threads=1",
-        f"output.dir={out}",
-    ]
 
 
 def write_search(path: Path, **changes: object) -> Path:
@@ -77,7 +44,7 @@ def write_search(path: Path, **changes: object) -> Path:
 
 
 def options(root: Path, out: Path, search_file: Path, **kwargs: object) -> TuneOptions:
-    base = load_config(Config, REPO / "configs" / "quickstart.yaml", base_overrides(root, out))
+    base = load_config(Config, REPO / "configs" / "quickstart.yaml", tiny_overrides(root, out))
     search = load_search(search_file, base)
     fields = {"study_name": "s", "n_trials": search.n_trials, "cpu": True, "show_progress": False, **kwargs}
     return TuneOptions(base=base, search=search, **fields)  # type: ignore[arg-type]
@@ -90,7 +57,7 @@ def child_runs(out: Path) -> list:
 
 
 def test_search_files_are_checked_against_the_run_config(synth_root: Path, tmp_path: Path) -> None:
-    base = load_config(Config, REPO / "configs" / "quickstart.yaml", base_overrides(synth_root, tmp_path))
+    base = load_config(Config, REPO / "configs" / "quickstart.yaml", tiny_overrides(synth_root, tmp_path))
     cases = {
         "unknown config key 'optim.lr'": {"params": {"optim.lr": {"type": "float", "low": 0.1, "high": 1}}},
         "params.train.lr=-1": {"params": {"train.lr": {"type": "float", "low": -1.0, "high": 1.0}}},
@@ -168,7 +135,7 @@ def test_two_worker_processes_share_one_study_without_duplicates(
     name = f"shared-{kind}"
     command = [sys.executable, "-m", "deepfake_mlc", "tune", "--config", str(REPO / "configs" / "quickstart.yaml")]
     command += ["--search", str(write_search(tmp_path / "search.yaml", n_trials=4)), "--study-name", name, "--cpu"]
-    command += ["--no-progress", *(arg for o in base_overrides(synth_root, tmp_path) for arg in ("--set", o))]
+    command += ["--no-progress", *(arg for o in tiny_overrides(synth_root, tmp_path) for arg in ("--set", o))]
     if kind == "journal":
         url = f"journal:{tmp_path / 'tune' / name / f'{name}.journal'}"
         commands = [[*command, "--workers", "2"]]
@@ -183,6 +150,7 @@ def test_two_worker_processes_share_one_study_without_duplicates(
     assert trials_counted(study) == len(trained) == 4 and [t.number for t in trained] == [0, 1, 2, 3]
     assert all(t.state == TrialState.COMPLETE for t in trained)
     assert len({t.user_attrs[WORKER_ATTR] for t in study.trials}) == 2  # both workers took part
+    assert len({t.params["train.lr"] for t in trained}) == 4  # seeded workers still draw different values
     numbers = sorted(int(r.data.tags["optuna.trial"]) for r in child_runs(tmp_path))
     assert numbers == [0, 1, 2, 3]  # one run per trial, none twice
     assert sorted(p.name for p in (tmp_path / "tune" / name / "trials").iterdir()) == [
@@ -264,7 +232,7 @@ class StopAfterFirstEval:
 
 
 def _ddp_pruned_training(root: str, out: str) -> None:
-    overrides = [*base_overrides(Path(root), Path(out)), "output.name=ddp", "tracking.enabled=false"]
+    overrides = [*tiny_overrides(Path(root), Path(out)), "output.name=ddp", "tracking.enabled=false"]
     hook = StopAfterFirstEval()
     result = train(load_config(Config, REPO / "configs" / "quickstart.yaml", overrides), cpu=True, hook=hook)
     assert result.stopped_by == "pruned" and len(result.history) == 1  # every rank stopped after epoch 1
@@ -274,7 +242,7 @@ def _ddp_pruned_training(root: str, out: str) -> None:
 
 
 def test_the_prune_decision_of_rank_0_stops_every_ddp_rank(synth_root: Path, tmp_path: Path) -> None:
-    debug_launcher(_ddp_pruned_training, args=(str(synth_root), str(tmp_path)), num_processes=2)
+    launch_ddp(_ddp_pruned_training, args=(str(synth_root), str(tmp_path)), num_processes=2)
     assert '"stopped_by": "pruned"' in (tmp_path / "ddp" / "metrics.json").read_text()
 
 

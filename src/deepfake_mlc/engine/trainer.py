@@ -226,6 +226,7 @@ def train(
         },
         "threshold": cfg.train.threshold,
         "params": params,
+        "run_id": progress.run_id,  # the MLflow run, so an export can be registered against it
     }
     display = TrainingDisplay(enabled=accelerator.is_main_process, bar=show_progress)
     best_outputs = None

@@ -96,7 +96,7 @@ class Objective(StrictModel):
 
 class SamplerConfig(StrictModel):
     name: Literal["tpe", "random", "nsga2"] = "tpe"
-    seed: int | None = Field(None, description="fixes the sampler's draws (each worker offsets it by its rank)")
+    seed: int | None = Field(None, description="fixes the first worker's draws (other workers offset it)")
     n_startup_trials: int = Field(5, ge=0, description="TPE: random trials before the model is used")
 
 
@@ -149,8 +149,8 @@ class SearchConfig(StrictModel):
     def directions(self) -> list[str]:
         return [o.direction for o in self.objectives]
 
-    def build_sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
-        seed = None if self.sampler.seed is None else self.sampler.seed + worker
+    def build_sampler(self, offset: int = 0) -> optuna.samplers.BaseSampler:
+        seed = None if self.sampler.seed is None else self.sampler.seed + offset
         if self.sampler.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if self.sampler.name == "nsga2":

@@ -180,7 +180,11 @@ def _open_study(opts: TuneOptions) -> _OpenStudy:
 
 
 def _create_or_load(opts: TuneOptions, storage: Any) -> tuple[optuna.Study, bool]:
-    """The study, and whether this worker created it (exactly one does: the storage enforces unique names)."""
+    """The study, and whether this worker created it (exactly one does: the storage enforces unique names).
+
+    Only the creator samples with the search file's seed as it is; every other worker offsets it (by its
+    index, or by its process id when started on its own), so that seeded workers do not draw the same values.
+    """
     common = {
         "study_name": opts.study_name,
         "storage": storage,
@@ -190,7 +194,10 @@ def _create_or_load(opts: TuneOptions, storage: Any) -> tuple[optuna.Study, bool
     try:
         return optuna.create_study(directions=opts.search.directions, **common), True
     except optuna.exceptions.DuplicatedStudyError:
-        return optuna.load_study(**common), False
+        study = optuna.load_study(**common)
+    if opts.worker_index == 0:  # a worker started on its own joins: a seed of its own, or it repeats the others
+        study.sampler = opts.search.build_sampler(os.getpid())
+    return study, False
 
 
 def _epochs(opts: TuneOptions) -> int:
