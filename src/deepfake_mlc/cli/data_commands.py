@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -12,12 +13,13 @@ from rich.table import Table
 from deepfake_mlc.cli.options import add_overrides
 from deepfake_mlc.config.loader import load_config
 from deepfake_mlc.config.schema import Config
-from deepfake_mlc.data.base import DatasetError, MultiLabelImageDataset
+from deepfake_mlc.data.annotations import SPLITS, annotation_path
 from deepfake_mlc.data.labels import SUBSET_DIRS
-from deepfake_mlc.data.manifest import ManifestDataset
-from deepfake_mlc.data.seqdeepfake import SPLITS, SeqDeepFake, annotation_path
 from deepfake_mlc.data.stats import LabelStats, label_stats
-from deepfake_mlc.data.synth import SynthConfig, generate
+from deepfake_mlc.errors import DatasetError
+
+if TYPE_CHECKING:
+    from deepfake_mlc.data.base import MultiLabelImageDataset
 
 SYNTH_FLAGS = {  # command-line flag -> config key it overrides
     "seed": "seed",
@@ -74,6 +76,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from deepfake_mlc.data.synth import SynthConfig, generate
+
     overrides = list(args.overrides)
     for flag, key in SYNTH_FLAGS.items():
         value = getattr(args, flag)
@@ -95,12 +99,17 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def _seqdeepfake_stats(root: Path, subset: str, split: str) -> LabelStats:
+    from deepfake_mlc.data.seqdeepfake import SeqDeepFake
+
     dataset = SeqDeepFake(root, subset, split)
     return label_stats(dataset.targets.numpy(), dataset.label_names)
 
 
 def _datasets(args: argparse.Namespace) -> list[tuple[str, MultiLabelImageDataset]]:
     """The (name, data set) pairs that ``data stats`` was asked about."""
+    from deepfake_mlc.data.manifest import ManifestDataset
+    from deepfake_mlc.data.seqdeepfake import SeqDeepFake
+
     if args.manifest is not None:
         if not args.labels:
             raise DatasetError("--manifest needs --labels (comma-separated label names)")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from deepfake_mlc.config.loader import ConfigError
 from deepfake_mlc.config.schema import ModelConfig
-from deepfake_mlc.models import build_model, count_parameters, list_models
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,6 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def model_rows(num_labels: int) -> list[dict]:
     """One row per registered model; models are built on the meta device (no memory, no weights)."""
+    import torch
+
+    from deepfake_mlc.models import build_model, count_parameters, list_models
+
     rows = []
     for entry in list_models():
         with torch.device("meta"):

@@ -1,24 +1,34 @@
-"""Data: the Seq-DeepFake reader, users' manifests, transforms, loaders, statistics and the synthetic set."""
+"""Data: the Seq-DeepFake reader, users' manifests, transforms, loaders, statistics and the synthetic set.
 
-from deepfake_mlc.data.base import CorruptImageError, DatasetError, MultiLabelImageDataset, collate_skipping
-from deepfake_mlc.data.labels import SUBSET_LABELS
-from deepfake_mlc.data.loader import build_dataset, build_loader
-from deepfake_mlc.data.manifest import ManifestDataset
-from deepfake_mlc.data.seqdeepfake import SeqDeepFake
-from deepfake_mlc.data.stats import LabelStats, label_stats
-from deepfake_mlc.data.transforms import build_transform
+Names are loaded on first use: the torch-free modules (labels, annotations, reading, preprocess, sources)
+must import without torch for the serving runtimes, and importing any of them runs this file first.
+"""
 
-__all__ = [
-    "SUBSET_LABELS",
-    "CorruptImageError",
-    "DatasetError",
-    "LabelStats",
-    "ManifestDataset",
-    "MultiLabelImageDataset",
-    "SeqDeepFake",
-    "build_dataset",
-    "build_loader",
-    "build_transform",
-    "collate_skipping",
-    "label_stats",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+LAZY = {
+    "SUBSET_LABELS": "deepfake_mlc.data.labels",
+    "CorruptImageError": "deepfake_mlc.errors",
+    "DatasetError": "deepfake_mlc.errors",
+    "LabelStats": "deepfake_mlc.data.stats",
+    "ManifestDataset": "deepfake_mlc.data.manifest",
+    "MultiLabelImageDataset": "deepfake_mlc.data.base",
+    "SeqDeepFake": "deepfake_mlc.data.seqdeepfake",
+    "build_dataset": "deepfake_mlc.data.loader",
+    "build_loader": "deepfake_mlc.data.loader",
+    "build_transform": "deepfake_mlc.data.transforms",
+    "collate_skipping": "deepfake_mlc.data.base",
+    "label_stats": "deepfake_mlc.data.stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in LAZY:
+        return getattr(importlib.import_module(LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(LAZY)

@@ -1,70 +1,33 @@
-"""What every multi-label image data set here shares: samples, decoding, the corrupt-image policy."""
+"""The torch data set every multi-label image data set here is: samples, targets, seeded augmentation, skips.
+
+Reading the files (CSV rows, images, the corrupt-image policy) is :mod:`deepfake_mlc.data.reading`'s,
+without torch, so the serving runtimes can share it.
+"""
 
 from __future__ import annotations
 
-import csv
-import logging
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
-log = logging.getLogger(__name__)
+from deepfake_mlc.data.reading import OnCorrupt, Sample, existing_file, open_rgb, open_sample, read_rows
+from deepfake_mlc.errors import CorruptImageError, DatasetError
 
-OnCorrupt = Literal["error", "skip"]
-Sample = tuple[str, tuple[int, ...]]
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be read as described: the message names the file, line and problem."""
-
-
-class CorruptImageError(OSError):
-    """An image file that cannot be read or decoded."""
-
-
-def read_rows(csv_path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
-    """Rows of an annotation CSV as ``("file.csv:LINE", row)``, after checking its header.
-
-    The location string is what every row-level error message starts with.
-    """
-    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        found = reader.fieldnames or []
-        missing = [c for c in required if c not in found]
-        if missing:
-            raise DatasetError(
-                f"{csv_path}:1: header lacks column(s) {', '.join(missing)} (found: {', '.join(found) or 'nothing'})"
-            )
-        rows = 0
-        for row in reader:
-            rows += 1
-            yield f"{csv_path}:{reader.line_num}", row
-    if not rows:
-        raise DatasetError(f"{csv_path}: no samples (the file has a header but no rows)")
-
-
-def existing_file(base: Path, relative: str, where: str) -> str:
-    """``base / relative`` as an absolute path, or a DatasetError naming the row that points nowhere."""
-    path = (base / relative).resolve()
-    if not path.is_file():
-        raise DatasetError(f"{where}: image file not found: {path}")
-    return str(path)
-
-
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later)."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise CorruptImageError(f"cannot read image {path}: {err}") from None
+__all__ = [  # the readers and errors are re-exported: they were defined here first
+    "CorruptImageError",
+    "DatasetError",
+    "MultiLabelImageDataset",
+    "OnCorrupt",
+    "Sample",
+    "collate_skipping",
+    "existing_file",
+    "open_rgb",
+    "read_rows",
+]
 
 
 class MultiLabelImageDataset(Dataset):
@@ -122,14 +85,10 @@ class MultiLabelImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor] | None:
         path, target = self.samples[index]
-        try:
-            image = open_rgb(path)
-        except (CorruptImageError, FileNotFoundError) as err:
-            if self.on_corrupt == "error":
-                raise CorruptImageError(f"{err} (set data.on_corrupt=skip to skip unreadable images)") from None
+        image = open_sample(path, self.on_corrupt)
+        if image is None:
             with self._skipped.get_lock():
                 self._skipped.value += 1
-            log.warning("skipped unreadable image %s: %s", path, err)
             return None
         if self.transform is not None:
             if self.augment_seed is None:

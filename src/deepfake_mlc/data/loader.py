@@ -6,9 +6,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from deepfake_mlc.config.schema import DataConfig, Split
-from deepfake_mlc.data.base import DatasetError, MultiLabelImageDataset, collate_skipping
+from deepfake_mlc.data.base import MultiLabelImageDataset, collate_skipping
 from deepfake_mlc.data.manifest import ManifestDataset
 from deepfake_mlc.data.seqdeepfake import SeqDeepFake
+from deepfake_mlc.data.sources import split_manifest
 from deepfake_mlc.data.transforms import build_transform
 
 
@@ -25,11 +26,8 @@ def build_dataset(
     if cfg.format == "seqdeepfake":
         assert cfg.root is not None  # enforced by DataConfig
         return SeqDeepFake(cfg.root, cfg.subset, split, transform, cfg.on_corrupt, augment_seed=seed)
-    assert cfg.manifests is not None and cfg.labels is not None
-    manifest = getattr(cfg.manifests, split)
-    if manifest is None:
-        raise DatasetError(f"data.manifests.{split} is not set: no manifest for the {split} split")
-    return ManifestDataset(manifest, cfg.labels, transform, cfg.on_corrupt, augment_seed=seed)
+    assert cfg.labels is not None  # enforced by DataConfig
+    return ManifestDataset(split_manifest(cfg, split), cfg.labels, transform, cfg.on_corrupt, augment_seed=seed)
 
 
 def build_loader(dataset: MultiLabelImageDataset, cfg: DataConfig, train: bool, seed: int = 0) -> DataLoader:

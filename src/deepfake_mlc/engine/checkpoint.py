@@ -26,20 +26,21 @@ from torch import nn
 
 from deepfake_mlc.config.loader import validate
 from deepfake_mlc.config.schema import Config
+from deepfake_mlc.errors import CheckpointError
 
 FORMAT = "deepfake-mlc/checkpoint-v1"
 META_KEY = "deepfake_mlc"
 STATE_DIR, PROGRESS_FILE = "state", "progress.json"
 
 
-class CheckpointError(ValueError):
-    """A file that is not a deepfake-mlc checkpoint, or one that does not fit its own config."""
-
-
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a hidden sibling, then rename it over ``path``: a crash leaves the old file, never half a new one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_checkpoint(stem: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
@@ -49,8 +50,8 @@ def write_checkpoint(stem: Path, model: nn.Module, meta: dict[str, Any]) -> Path
     text = json.dumps(meta, indent=2, default=str)
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     weights = stem.with_suffix(".safetensors")
-    _replace_atomically(weights, lambda tmp: save_file(state, tmp, metadata={META_KEY: text}))
-    _replace_atomically(stem.with_suffix(".json"), lambda tmp: tmp.write_text(text + "\n"))
+    replace_atomically(weights, lambda tmp: save_file(state, tmp, metadata={META_KEY: text}))
+    replace_atomically(stem.with_suffix(".json"), lambda tmp: tmp.write_text(text + "\n"))
     return weights
 
 

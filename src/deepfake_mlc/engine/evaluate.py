@@ -8,7 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from deepfake_mlc.metrics import MetricAccumulator, multilabel_metrics, per_label_ap
+from deepfake_mlc.metrics import MetricAccumulator, summarize
+
+__all__ = ["predict", "summarize"]  # summarize lives in metrics, which needs no torch
 
 
 @torch.no_grad()
@@ -31,13 +33,3 @@ def predict(model: nn.Module, loader: DataLoader, accelerator: Any) -> tuple[tor
         results.update(probs, targets)
     model.train(was_training)
     return results.state()
-
-
-def summarize(
-    probs: torch.Tensor, targets: torch.Tensor, label_names: tuple[str, ...], threshold: float, convention: str
-) -> dict[str, Any]:
-    """The paper's seven metrics plus per-label AP, keyed for logging (``AP/<label>``)."""
-    metrics: dict[str, Any] = multilabel_metrics(probs, targets, threshold, convention)
-    for name, ap in zip(label_names, per_label_ap(probs, targets), strict=True):
-        metrics[f"AP/{name}"] = 100.0 * float(ap)
-    return metrics

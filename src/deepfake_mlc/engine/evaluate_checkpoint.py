@@ -8,27 +8,13 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from deepfake_mlc.config.loader import load_config
-from deepfake_mlc.config.schema import Config, DataConfig, ManifestSplits, Split
+from deepfake_mlc.config.schema import Split
 from deepfake_mlc.data import DatasetError, build_dataset, build_loader
+from deepfake_mlc.data.sources import data_for
 from deepfake_mlc.engine.checkpoint import load_checkpoint
 from deepfake_mlc.engine.evaluate import predict, summarize
 from deepfake_mlc.metrics import confusion_counts, detection_metrics
 from deepfake_mlc.metrics.plots import plot_pr_curves
-
-
-def data_for(source: Path, trained: DataConfig, subset: str | None) -> DataConfig:
-    """The data to evaluate on, read with the checkpoint's own preprocessing.
-
-    ``source`` is a Seq-DeepFake root (folder), a manifest (``.csv``) or a run config (``.yaml``).
-    """
-    keep = {k: getattr(trained, k) for k in ("image_size", "interpolation", "mean", "std")}
-    if source.suffix in (".yaml", ".yml"):
-        return load_config(Config, source).data.model_copy(update=keep)
-    if source.suffix == ".csv":
-        splits = ManifestSplits(train=source, val=source, test=source)
-        return trained.model_copy(update={"format": "manifest", "manifests": splits, "labels": trained.labels})
-    return trained.model_copy(update={"format": "seqdeepfake", "root": source, "subset": subset or trained.subset})
 
 
 def evaluate_checkpoint(

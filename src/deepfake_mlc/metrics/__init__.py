@@ -8,6 +8,7 @@ from deepfake_mlc.metrics.multilabel import (
     detection_metrics,
     multilabel_metrics,
     per_label_ap,
+    summarize,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "detection_metrics",
     "multilabel_metrics",
     "per_label_ap",
+    "summarize",
 ]

@@ -15,17 +15,22 @@ positives has AP 0 in both conventions. All values are percentages, like the pap
 
 from __future__ import annotations
 
-from typing import Literal
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 Convention = Literal["asl", "mlgcn"]
 METRIC_NAMES = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported: the serving image has none
+    if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach().float().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
 
@@ -89,6 +94,20 @@ def multilabel_metrics(
     return {name: 100.0 * float(v) for name, v in zip(METRIC_NAMES, values, strict=True)}
 
 
+def summarize(
+    probs: np.ndarray | torch.Tensor,
+    targets: np.ndarray | torch.Tensor,
+    label_names: Sequence[str],
+    threshold: float | np.ndarray,
+    convention: Convention,
+) -> dict[str, Any]:
+    """The paper's seven metrics plus per-label AP, keyed for logging (``AP/<label>``)."""
+    metrics: dict[str, Any] = multilabel_metrics(probs, targets, threshold, convention)
+    for name, ap in zip(label_names, per_label_ap(probs, targets), strict=True):
+        metrics[f"AP/{name}"] = 100.0 * float(ap)
+    return metrics
+
+
 class MetricAccumulator:
     """Collects per-image probabilities and targets over an evaluation, then computes the metrics.
 
@@ -109,6 +128,8 @@ class MetricAccumulator:
 
     def state(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All ``(probs, targets)`` so far, each ``[n, C]``."""
+        import torch  # only training and evaluation accumulate tensors
+
         if not self._probs:
             raise ValueError("no predictions were accumulated")
         return torch.cat(self._probs), torch.cat(self._targets)

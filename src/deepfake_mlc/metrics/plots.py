@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, ScalarFormatter
 
 from deepfake_mlc.metrics.multilabel import _as_numpy, _check, per_label_ap
+
+if TYPE_CHECKING:
+    import torch
 
 DPI = 120
 HATCH = "///"

@@ -17,12 +17,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from deepfake_mlc.config.schema import ModelConfig
+from deepfake_mlc.errors import WeightsError
 
 STATE_DICT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
-
-
-class WeightsError(ValueError):
-    """A weights file that does not fit the model it is loaded into."""
 
 
 def create_timm(cfg: ModelConfig, name: str, num_classes: int, pool: str | None) -> nn.Module:

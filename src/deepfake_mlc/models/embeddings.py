@@ -18,14 +18,11 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from deepfake_mlc.config.schema import EmbeddingConfig
+from deepfake_mlc.errors import EmbeddingError
 
 TEXT_MODEL_DIMS = {"all-MiniLM-L6-v2": 384}
 BUNDLED_TEXT_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 MATRIX_KEY = "embeddings"
-
-
-class EmbeddingError(ValueError):
-    """Embeddings that cannot be made for these labels (missing file, word, package or wrong shape)."""
 
 
 def embedding_spec(cfg: EmbeddingConfig, kind: str, dim: int, num_labels: int) -> tuple[str, int]:

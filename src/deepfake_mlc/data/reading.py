@@ -1,0 +1,72 @@
+"""Reading annotation CSVs and images from disk, without torch: the data sets and the serving runtimes share it.
+
+Every error names the file (and the CSV line) it is about.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, UnidentifiedImageError
+
+from deepfake_mlc.errors import CorruptImageError, DatasetError
+
+log = logging.getLogger(__name__)
+
+OnCorrupt = Literal["error", "skip"]
+Sample = tuple[str, tuple[int, ...]]
+
+
+def read_rows(csv_path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """Rows of an annotation CSV as ``("file.csv:LINE", row)``, after checking its header.
+
+    The location string is what every row-level error message starts with.
+    """
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        found = reader.fieldnames or []
+        missing = [c for c in required if c not in found]
+        if missing:
+            raise DatasetError(
+                f"{csv_path}:1: header lacks column(s) {', '.join(missing)} (found: {', '.join(found) or 'nothing'})"
+            )
+        rows = 0
+        for row in reader:
+            rows += 1
+            yield f"{csv_path}:{reader.line_num}", row
+    if not rows:
+        raise DatasetError(f"{csv_path}: no samples (the file has a header but no rows)")
+
+
+def existing_file(base: Path, relative: str, where: str) -> str:
+    """``base / relative`` as an absolute path, or a DatasetError naming the row that points nowhere."""
+    path = (base / relative).resolve()
+    if not path.is_file():
+        raise DatasetError(f"{where}: image file not found: {path}")
+    return str(path)
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later)."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise CorruptImageError(f"cannot read image {path}: {err}") from None
+
+
+def open_sample(path: str | Path, on_corrupt: OnCorrupt) -> Image.Image | None:
+    """A data set's image, or ``None`` (logged with its path) when it is unreadable and ``on_corrupt`` is skip."""
+    try:
+        return open_rgb(path)
+    except (CorruptImageError, FileNotFoundError) as err:
+        if on_corrupt == "error":
+            raise CorruptImageError(f"{err} (set data.on_corrupt=skip to skip unreadable images)") from None
+        log.warning("skipped unreadable image %s: %s", path, err)
+        return None
