@@ -1,7 +1,9 @@
 """``deepfake-mlc`` entry point: parses the sub-command and turns user errors into one line.
 
 Errors a user can fix (a bad config value, a missing data set, a corrupt image) are printed as a single
-``error: ...`` line with exit status 2; anything else is a bug and keeps its traceback.
+``error: ...`` line with exit status 2; anything else is a bug and keeps its traceback. The sub-command
+modules import their heavy libraries (torch, timm, MLflow, ...) inside the commands that use them, so
+``predict`` and ``serve-bench`` run in the serving image, which has none of them.
 """
 
 from __future__ import annotations
@@ -12,14 +14,29 @@ import sys
 from collections.abc import Sequence
 
 from deepfake_mlc import __version__
-from deepfake_mlc.cli import data_commands, model_commands, train_commands, tune_commands
+from deepfake_mlc.cli import (
+    bench_commands,
+    data_commands,
+    export_commands,
+    model_commands,
+    train_commands,
+    tune_commands,
+)
 from deepfake_mlc.config.loader import ConfigError
-from deepfake_mlc.data.base import CorruptImageError, DatasetError
-from deepfake_mlc.engine.checkpoint import CheckpointError
-from deepfake_mlc.models import EmbeddingError, WeightsError
+from deepfake_mlc.errors import (
+    CheckpointError,
+    CorruptImageError,
+    DatasetError,
+    EmbeddingError,
+    ExportError,
+    RuntimeUnavailable,
+    WeightsError,
+)
 
 USER_ERRORS = (
     ConfigError,
+    ExportError,
+    RuntimeUnavailable,
     DatasetError,
     CorruptImageError,
     CheckpointError,
@@ -30,7 +47,6 @@ USER_ERRORS = (
     NotADirectoryError,
     PermissionError,
 )
-PLANNED = {"export": 6, "serve-bench": 6}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,18 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.register_evaluate(commands)
     train_commands.register_report(commands)
     tune_commands.register(commands)
-    for name, issue in PLANNED.items():
-        planned = commands.add_parser(name, help=f"(not available yet: issue #{issue})", add_help=False)
-        planned.add_argument("rest", nargs=argparse.REMAINDER)
-        planned.set_defaults(func=lambda args, name=name, issue=issue: _planned(name, issue))
+    export_commands.register(commands)
+    bench_commands.register(commands)
     return parser
-
-
-def _planned(name: str, issue: int) -> int:
-    print(
-        f"error: deepfake-mlc {name} is not available in this version yet (tracked in issue #{issue})", file=sys.stderr
-    )
-    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

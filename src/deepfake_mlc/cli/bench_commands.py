@@ -1,0 +1,93 @@
+"""``deepfake-mlc serve-bench`` (also ``python serve_bench``): every runtime, one table, a release gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deepfake_mlc.bench.artifacts import TARGETS
+
+
+def _number(kind: type, zero_allowed: bool = False) -> object:
+    """An argparse type that refuses negative (and, unless allowed, zero) counts and durations."""
+
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value < 0 or (value == 0 and not zero_allowed):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero_allowed else '>'} 0, got {text}")
+        return value
+
+    return parse
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "serve-bench",
+        help="benchmark a model in every runtime available here: accuracy vs PyTorch, latency, throughput",
+        description="For each runtime (PyTorch eager and compiled, ONNX Runtime fp32/int8/CUDA/TensorRT, TensorRT): "
+        "accuracy on the evaluation set against PyTorch fp32, latency p50/p90/p99 and throughput per batch size. "
+        "Writes serve_bench.{md,json,png} to --out; exit status 1 when a parity tolerance fails. "
+        "Example: python serve_bench --model runs/RUN --data data/synth --runtimes pytorch ort-cpu ort-cpu-int8",
+    )
+    bench.add_argument("--model", type=Path, required=True, help="run folder, .safetensors, .onnx or TensorRT engine")
+    bench.add_argument("--data", type=Path, required=True, help="Seq-DeepFake root folder, manifest .csv or config")
+    bench.add_argument("--split", choices=["train", "val", "test"], default="test", help="evaluation split")
+    bench.add_argument("--subset", choices=["components", "attributes"], help="default: the model's")
+    bench.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=list(TARGETS),
+        default=list(TARGETS),
+        metavar="RUNTIME",
+        help=f"any of {', '.join(TARGETS)} (default: all; those unavailable here are skipped)",
+    )
+    bench.add_argument("--batch-sizes", nargs="+", type=_number(int), default=[1, 8, 32], metavar="N")
+    bench.add_argument(
+        "--warmup", type=_number(int, zero_allowed=True), default=3, help="untimed calls at the start of every trial"
+    )
+    amount = bench.add_mutually_exclusive_group()
+    amount.add_argument("--iters", type=_number(int), default=20, help="timed calls per trial (default: 20)")
+    amount.add_argument("--min-time", type=_number(float), metavar="S", help="or: timed seconds per trial")
+    bench.add_argument("--trials", type=_number(int), default=3, help="trials, interleaved across runtimes")
+    bench.add_argument("--threads", type=_number(int), help="CPU threads per runtime (default: the runtime's)")
+    bench.add_argument("--limit-images", type=_number(int), metavar="N", help="evaluate on the first N images")
+    bench.add_argument(
+        "--calibration-images",
+        type=_number(int),
+        default=64,
+        metavar="N",
+        help="training images that calibrate the int8 model (default: 64)",
+    )
+    bench.add_argument("--out", type=Path, default=Path("runs/serve_bench"), help="exports and reports folder")
+    bench.add_argument("--tolerance-fp32", type=float, default=1e-4, help="max |Δp| of fp32 runtimes")
+    bench.add_argument("--tolerance-fp16", type=float, default=1e-2, help="max |Δp| of tf32/fp16 runtimes")
+    bench.add_argument("--max-map-drop", type=float, default=1.0, help="largest mAP drop, in points, of any runtime")
+    bench.add_argument("--no-export", action="store_true", help="do not export; use the exports already in --out")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(func=run_serve_bench)
+
+
+def run_serve_bench(args: argparse.Namespace) -> int:
+    from deepfake_mlc.bench.accuracy import Tolerances
+    from deepfake_mlc.bench.report import print_report, write_report
+    from deepfake_mlc.bench.serve_bench import BenchSettings, serve_bench
+    from deepfake_mlc.bench.timing import TimingPlan
+
+    settings = BenchSettings(
+        runtimes=tuple(dict.fromkeys(args.runtimes)),
+        batch_sizes=tuple(sorted(set(args.batch_sizes))),
+        timing=TimingPlan(args.warmup, args.iters, args.min_time, args.trials),
+        threads=args.threads,
+        split=args.split,
+        subset=args.subset,
+        limit_images=args.limit_images,
+        calibration_images=args.calibration_images,
+        tolerances=Tolerances(args.tolerance_fp32, args.tolerance_fp16, args.max_map_drop),
+        export=not args.no_export,
+    )
+    result = serve_bench(args.model, args.data, args.out, settings, show_progress=not args.no_progress)
+    print_report(result, write_report(result, args.out))
+    for failure in result["failures"]:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 0 if result["passed"] else 1

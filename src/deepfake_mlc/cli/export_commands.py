@@ -1,0 +1,186 @@
+"""``deepfake-mlc export`` and ``deepfake-mlc predict``: ship a checkpoint, then use whatever was shipped."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from deepfake_mlc.export.pipeline import ExportResult
+    from deepfake_mlc.runtime.base import Runner
+    from deepfake_mlc.runtime.predict import Prediction
+
+RUNTIME_NAMES = "pytorch, pytorch-compile, ort-cpu, ort-cuda, ort-tensorrt, tensorrt"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _prediction_file(text: str) -> Path:
+    path = Path(text)
+    if path.suffix not in (".json", ".csv"):
+        raise argparse.ArgumentTypeError(f"{text}: predictions are written to a .json or .csv file")
+    return path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a checkpoint to ONNX, ONNX INT8 or a TensorRT engine, checked against PyTorch",
+        description="Export, then run the exported model on real test images and compare it with PyTorch: "
+        "exit status 2 when the probabilities differ beyond the tolerance (int8: when mAP drops too much).",
+    )
+    export.add_argument("checkpoint", type=Path, help="run folder or .safetensors checkpoint")
+    export.add_argument("--format", choices=["onnx", "onnx-int8", "tensorrt"], default="onnx")
+    export.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "int8"],
+        help="onnx: fp32 (default) or fp16; onnx-int8: int8; tensorrt: fp16 (default), fp32 or int8",
+    )
+    export.add_argument(
+        "--out", type=Path, metavar="FILE", help="output file (default: beside the checkpoint, NAME-PRECISION.onnx)"
+    )
+    export.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="Seq-DeepFake root, manifest .csv or run config .yaml (default: the checkpoint's)",
+    )
+    export.add_argument("--parity-images", type=_positive_int, metavar="N", help="test images compared (256)")
+    export.add_argument("--tolerance", type=float, metavar="P", help="max |Δp| allowed (default: fp32 1e-4, fp16 1e-2)")
+    export.add_argument("--max-map-drop", type=float, metavar="POINTS", help="int8: mAP points it may lose (1.0)")
+    export.add_argument("--calibration-images", type=_positive_int, metavar="N", help="int8: training images (256)")
+    export.add_argument("--per-channel", action="store_true", help="onnx-int8: per-channel weights (slower on CPU)")
+    export.add_argument("--opset", type=int, metavar="N", help="ONNX opset, 18 or later (18)")
+    export.add_argument("--register", metavar="NAME", help="log the ONNX model to MLflow and register it as NAME")
+    export.add_argument(
+        "--tune-thresholds", action="store_true", help="store per-label thresholds maximising F1 on the val split"
+    )
+    export.set_defaults(func=run_export_command)
+
+    predict = commands.add_parser(
+        "predict", help="label probabilities and decisions for images, from a checkpoint, ONNX model or engine"
+    )
+    predict.add_argument("images", nargs="+", type=Path, help="image files or folders (searched recursively)")
+    predict.add_argument(
+        "--model", type=Path, required=True, metavar="PATH", help="run folder, .safetensors, .onnx or .engine"
+    )
+    predict.add_argument(
+        "--runtime", metavar="NAME", help=f"{RUNTIME_NAMES} (default: the fastest this machine has for the file)"
+    )
+    predict.add_argument(
+        "--out", type=_prediction_file, metavar="FILE", help="write the predictions to FILE.json or FILE.csv"
+    )
+    predict.add_argument(
+        "--threshold", type=float, metavar="P", help="one threshold for every label (default: the model's)"
+    )
+    predict.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    predict.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads of the runtime")
+    predict.set_defaults(func=run_predict_command)
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from deepfake_mlc.export import ExportError
+    from deepfake_mlc.export.pipeline import ExportRequest, run_export
+
+    options = {
+        "format": args.format,
+        "precision": args.precision,
+        "out": args.out,
+        "data": args.data,
+        "parity_images": args.parity_images,
+        "tolerance": args.tolerance,
+        "max_map_drop": args.max_map_drop,
+        "calibration_images": args.calibration_images,
+        "per_channel": args.per_channel,
+        "opset": args.opset,
+        "register": args.register,
+        "tune_thresholds": args.tune_thresholds,
+    }
+    # options left out keep ExportRequest's defaults, the one place they are set
+    request = ExportRequest(args.checkpoint, **{key: value for key, value in options.items() if value is not None})
+    result = run_export(request)
+    console = Console()
+    console.print(_export_table(result))
+    failure = result.parity.failure()
+    if failure is not None:
+        raise ExportError(f"parity failed: {failure}; {result.path} is kept for inspection")
+    if result.thresholds is not None:
+        console.print("per-label thresholds: " + ", ".join(f"{t:.3f}" for t in result.thresholds))
+    if result.registered:
+        console.print(f"registered: {result.registered}")
+    return 0
+
+
+def _export_table(result: ExportResult) -> Table:
+    """One row per figure: fits a narrow terminal whatever the path length."""
+    from rich.table import Table
+
+    parity = result.parity
+    limit = f" (tolerance {parity.tolerance:.0e})" if parity.tolerance is not None else ""
+    drop = f", allowed drop {parity.max_map_drop:.2f}" if parity.max_map_drop is not None else ""
+    rows = {
+        "file": "\n".join(map(str, result.files)),  # the model first, then what travels with it
+        "size": f"{result.path.stat().st_size / 1e6:.1f} MB",
+        "precision": result.precision,
+        "parity": f"{parity.images} test images on {parity.runtime} against PyTorch fp32",
+        "max |Δp|": f"{parity.max_abs_diff:.1e}{limit}",
+        "mAP": f"{parity.map_reference:.2f} (PyTorch) -> {parity.map_exported:.2f} ({-parity.map_drop:+.2f}{drop})",
+        "time": f"{result.seconds:.1f} s",
+    }
+    table = Table(title="export", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for name, value in rows.items():
+        table.add_row(name, value)
+    return table
+
+
+def run_predict_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from deepfake_mlc.runtime import available_runtimes, open_runner
+    from deepfake_mlc.runtime.predict import collect_images, predict_files, write_predictions
+
+    images = collect_images(args.images)
+    # none available only for an engine on a machine without TensorRT: opening it then says why
+    runtime = args.runtime or next(iter(available_runtimes(args.model)), "tensorrt")
+    runner = open_runner(args.model, runtime, threads=args.threads)
+    labels = runner.info.label_names
+    thresholds = (args.threshold,) * len(labels) if args.threshold is not None else runner.info.decision_thresholds()
+    predictions = predict_files(runner, images, thresholds, args.batch_size)
+    Console().print(_predict_table(predictions, runner, thresholds))
+    if args.out is not None:
+        write_predictions(args.out, predictions, runner, args.model, thresholds)
+        Console().print(f"written: {args.out}")
+    return 0
+
+
+def _predict_table(predictions: list[Prediction], runner: Runner, thresholds: tuple[float, ...]) -> Table:
+    from rich.table import Table
+
+    labels = runner.info.label_names
+    title = f"{runner.name} ({runner.precision}, {runner.device}); a label fires above its threshold"
+    table = Table(title=title, title_justify="left")
+    table.add_column("image")
+    for name, threshold in zip(labels, thresholds, strict=True):
+        table.add_column(f"{name}\n> {threshold:.2f}", justify="right")
+    table.add_column("labels")
+    common = Path(os.path.commonpath([p.path.parent for p in predictions]))  # show paths below it
+    for p in predictions:
+        cells = [
+            f"[bold]{v:.3f}[/bold]" if fired else f"{v:.3f}"
+            for v, fired in zip(p.probabilities, p.decisions, strict=True)
+        ]
+        table.add_row(str(p.path.relative_to(common)), *cells, ", ".join(p.fired(labels)) or "original")
+    return table

@@ -1,0 +1,83 @@
+"""ONNX Runtime as a runtime: the CPU, CUDA and TensorRT execution providers over one exported model.
+
+The model's precision (fp32, fp16, int8) is in the graph and named in its metadata. The CUDA provider
+runs float32 convolutions as TF32 by default, so an fp32 model on it reports ``tf32``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepfake_mlc.errors import CheckpointError, RuntimeUnavailable
+from deepfake_mlc.runtime import cuda
+from deepfake_mlc.runtime.base import GPU_HINT
+from deepfake_mlc.runtime.info import ModelInfo, read_export_metadata
+
+PROVIDERS = {
+    "ort-cpu": "CPUExecutionProvider",
+    "ort-cuda": "CUDAExecutionProvider",
+    "ort-tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def ort_runtimes() -> list[str]:
+    """The ONNX Runtime runtimes this machine can use, GPU ones first.
+
+    A GPU build lists its GPU providers on any machine: the driver says whether a GPU is there.
+    """
+    import onnxruntime as ort
+
+    built = set(ort.get_available_providers())
+    gpu = bool(built - {PROVIDERS["ort-cpu"]}) and cuda.device_count() > 0
+    preferred = ("ort-cuda", "ort-tensorrt", "ort-cpu")
+    return [name for name in preferred if PROVIDERS[name] in built and (name == "ort-cpu" or gpu)]
+
+
+def _provider_options(runtime: str, path: Path) -> list[Any]:
+    """The provider chain of a runtime; TensorRT's caches its engines beside the model (first run builds)."""
+    if runtime == "ort-tensorrt":
+        cache = str(path.parent / "ort-tensorrt-cache")
+        trt = {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache, "trt_timing_cache_enable": True}
+        return [(PROVIDERS[runtime], trt), PROVIDERS["ort-cuda"], PROVIDERS["ort-cpu"]]
+    if runtime == "ort-cuda":
+        return [PROVIDERS[runtime], PROVIDERS["ort-cpu"]]
+    return [PROVIDERS["ort-cpu"]]
+
+
+class OrtRunner:
+    """An exported ONNX model in an ONNX Runtime session."""
+
+    def __init__(self, path: Path, runtime: str, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        if runtime not in ort_runtimes():
+            raise RuntimeUnavailable(f"{runtime} cannot run here: it needs an NVIDIA GPU and {GPU_HINT}")
+        meta = read_export_metadata(path)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=_provider_options(runtime, path))
+        except Exception as err:  # ORT's own exception types: a graph it cannot load
+            raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({' '.join(str(err).split())[:300]})") from None
+        if self._session.get_providers()[0] != PROVIDERS[runtime]:
+            raise RuntimeUnavailable(f"{runtime}: ONNX Runtime fell back to {self._session.get_providers()[0]}")
+        self.name = runtime
+        self.device = "cpu" if runtime == "ort-cpu" else "cuda:0"
+        precision = str(meta.get("precision", "fp32"))
+        self.precision = "tf32" if runtime == "ort-cuda" and precision == "fp32" else precision
+        self.info = ModelInfo.from_metadata(meta)
+        self._input = self._session.get_inputs()[0].name
+        self._threads = threads
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        (probs,) = self._session.run(None, {self._input: np.ascontiguousarray(images, dtype=np.float32)})
+        return np.asarray(probs, dtype=np.float32)
+
+    def details(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"onnxruntime": ort.__version__, "providers": self._session.get_providers(), "threads": self._threads}

@@ -1,0 +1,206 @@
+"""Export: ONNX of every model family against PyTorch, fp16, int8, parity failures, thresholds, TensorRT, MLflow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from conftest import LABELS, SEQUENCES, write_run, write_split
+from deepfake_mlc.cli import main
+from deepfake_mlc.config import Config, DataConfig, dump_yaml
+from deepfake_mlc.data import SUBSET_LABELS
+from deepfake_mlc.engine.checkpoint import load_checkpoint
+from deepfake_mlc.export import export_onnx
+from deepfake_mlc.export.pipeline import ExportRequest, run_export
+from deepfake_mlc.export.thresholds import best_f1_thresholds
+from deepfake_mlc.runtime import open_runner, read_model_info
+from deepfake_mlc.runtime.tensorrt_runner import tensorrt_available
+from deepfake_mlc.tracking.mlflow_tracker import RunTracker
+
+FAMILIES = ["test_resnet", "ml_gcn", "ml_agcn_word"]  # direct, GCN, adaptive GCN (tiny backbones)
+
+
+def family_files(tmp_path_factory: pytest.TempPathFactory, data_root: Path, name: str) -> tuple[Path, Path]:
+    """A run folder of ``name`` and its fp32 ONNX export, made once per session (test_predict shares them)."""
+    folder = tmp_path_factory.getbasetemp() / f"family-{name}"
+    run, onnx_path = folder / "run", folder / "model.onnx"
+    if not onnx_path.is_file():
+        export_onnx(write_run(run, data_root, name), onnx_path)
+    return run, onnx_path
+
+
+@pytest.fixture(scope="session")
+def families(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[str, tuple[Path, Path]]:
+    return {name: family_files(tmp_path_factory, data_root, name) for name in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(families: dict[str, tuple[Path, Path]]) -> Path:
+    return families["test_resnet"][0]
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(families: dict[str, tuple[Path, Path]]) -> Path:
+    return families["test_resnet"][1]
+
+
+@pytest.fixture
+def reuse_export(tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export command copies the session's fp32 export instead of exporting again (covered above)."""
+    from deepfake_mlc.export import pipeline
+
+    monkeypatch.setattr(pipeline, "export_onnx", lambda checkpoint, out, *args: shutil.copy(tiny_onnx, out))
+
+
+def export_args(run: Path, *options: str) -> list[str]:
+    return ["export", str(run), "--parity-images", "8", "--calibration-images", "8", *options]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_onnx_of_every_family_gives_pytorch_probabilities(name: str, families: dict[str, tuple[Path, Path]]) -> None:
+    run, path = families[name]
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert next(o.version for o in model.opset_import if o.domain == "") >= 18
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx", "run"]  # no .onnx.data side file
+    torch_model, _, _ = load_checkpoint(run)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):  # dynamic batch axis
+        images = torch.randn(batch, 3, 32, 32)
+        (probs,) = session.run(None, {"image": images.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(probs, torch.sigmoid(torch_model(images)).numpy(), atol=1e-4, rtol=0)
+    assert read_model_info(path) == read_model_info(run)  # labels, preprocessing, threshold, source and hash
+
+
+def test_fp16_export_command_passes_parity_and_stores_tuned_thresholds(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "fp16.onnx"
+    assert main(export_args(tiny_run, "--precision", "fp16", "--out", str(out), "--tune-thresholds")) == 0
+    printed = capsys.readouterr().out
+    assert "max |Δp|" in printed and "tolerance 1e-02" in printed and "per-label thresholds" in printed
+    info = read_model_info(out)
+    assert info.thresholds is not None and len(info.thresholds) == len(LABELS)
+    assert all(0.0 <= t <= 1.0 for t in info.thresholds)
+    graph = onnx.load(str(out)).graph
+    assert {t.type.tensor_type.elem_type for t in [*graph.input, *graph.output]} == {onnx.TensorProto.FLOAT}
+    assert onnx.TensorProto.FLOAT16 in {t.data_type for t in graph.initializer}
+
+
+@pytest.mark.usefixtures("reuse_export")
+def test_int8_export_reports_its_map_change(tiny_run: Path, tmp_path: Path) -> None:
+    request = ExportRequest(
+        tiny_run, "onnx-int8", out=tmp_path / "int8.onnx", parity_images=8, calibration_images=8, max_map_drop=100
+    )
+    result = run_export(request)
+    parity = result.parity
+    assert parity.precision == "int8" and parity.tolerance is None and parity.failure() is None
+    assert np.isfinite(parity.map_drop) and np.isfinite(parity.map_reference)
+    graph = onnx.load(str(result.path)).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    assert read_model_info(result.path) == read_model_info(tiny_run)
+
+
+@pytest.mark.usefixtures("reuse_export")
+def test_parity_failure_exits_non_zero_with_a_clear_message(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepfake_mlc.export import pipeline
+
+    real = pipeline.reference_probabilities
+    monkeypatch.setattr(pipeline, "reference_probabilities", lambda *args: real(*args) + 0.01)  # a perturbed model
+    assert main(export_args(tiny_run, "--out", str(tmp_path / "m.onnx"))) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: parity failed: max |Δp| 1.00e-02 > tolerance 1e-04 on 8 images with ort-cpu (fp32)")
+
+
+def test_data_with_other_labels_is_a_one_line_error(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_split(tmp_path, "attributes", "test", SEQUENCES)
+    config = tmp_path / "attributes.yaml"
+    config.write_text(dump_yaml(Config(data=DataConfig(root=tmp_path, subset="attributes", num_workers=0))))
+    assert main(export_args(tiny_run, "--data", str(config))) == 2
+    assert capsys.readouterr().err == (
+        f"error: the data's labels {list(SUBSET_LABELS['attributes'])} are not the model's {list(LABELS)}\n"
+    )
+
+
+def test_bad_format_and_precision_pairs_are_refused(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(export_args(tiny_run, "--format", "onnx-int8", "--precision", "fp16")) == 2
+    assert capsys.readouterr().err == "error: --format onnx-int8 takes --precision int8\n"
+
+
+def brute_force_best_f1(scores: np.ndarray, hits: np.ndarray) -> float:
+    candidates = np.concatenate([scores, (scores[:, None] + scores[None, :]).ravel() / 2, [0.0, 1.0]])
+    f1 = [2 * (hits & (scores > t)).sum() / ((scores > t).sum() + hits.sum()) for t in candidates]
+    return max(f1)
+
+
+def test_f1_thresholds_reach_the_brute_force_optimum() -> None:
+    rng = np.random.default_rng(0)
+    probs = np.round(rng.random((40, 4)), 1)  # rounded: many ties
+    targets = (rng.random((40, 4)) < probs).astype(int)
+    targets[:, 3] = 0  # a label without positives keeps the default
+    thresholds = best_f1_thresholds(probs, targets, default=0.5)
+    for k in range(3):
+        hits, fired = targets[:, k].astype(bool), probs[:, k] > thresholds[k]
+        f1 = 2 * (hits & fired).sum() / (fired.sum() + hits.sum())
+        assert f1 == pytest.approx(brute_force_best_f1(probs[:, k], hits))
+    assert thresholds[3] == 0.5
+    scores = np.array([[0.9], [0.8], [0.3], [0.2]])
+    # firing on all four (F1 6/7) beats the top two (4/5): the threshold goes below the lowest score
+    assert best_f1_thresholds(scores, np.array([[1], [1], [0], [1]]), 0.5)[0] == pytest.approx(0.1)
+    assert best_f1_thresholds(scores, np.array([[1], [1], [0], [0]]), 0.5)[0] == pytest.approx(0.55)
+
+
+NO_TENSORRT = not (torch.cuda.is_available() and tensorrt_available())
+
+
+@pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT is present: the GPU test covers it")
+def test_tensorrt_without_a_gpu_says_so_in_one_line(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(export_args(tiny_run, "--format", "tensorrt")) == 2
+    assert capsys.readouterr().err == (
+        "error: TensorRT needs an NVIDIA GPU and the `tensorrt` package (pip install 'deepfake-mlc[gpu]')\n"
+    )
+
+
+@pytest.mark.skipif(NO_TENSORRT, reason="needs an NVIDIA GPU and the tensorrt package")
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_engine_matches_pytorch(precision: str, tiny_run: Path, tmp_path: Path) -> None:
+    engine = tmp_path / f"model-{precision}.engine"
+    request = ExportRequest(
+        tiny_run, "tensorrt", precision, engine, parity_images=8, calibration_images=8, max_map_drop=100
+    )
+    result = run_export(request)
+    assert result.parity.failure() is None and result.parity.runtime == "tensorrt"
+    assert (tmp_path / "tensorrt.timing-cache").stat().st_size > 0
+    runner = open_runner(engine, "tensorrt")
+    assert runner.precision == precision and runner(np.zeros((3, 3, 32, 32), np.float32)).shape == (3, len(LABELS))
+
+
+def test_register_logs_the_onnx_model_to_the_training_run(tiny_run: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    import mlflow
+
+    from deepfake_mlc.export.registry import register_onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    checkpoint = run / "checkpoints" / "best.safetensors"
+    _, cfg, meta = load_checkpoint(checkpoint)
+    with RunTracker(cfg.tracking, tmp_path) as tracker:  # the store training used: beside the run folder
+        training_run = tracker.start(run.name, {}, {})
+    environment = dict(os.environ)
+    registered = register_onnx(tiny_onnx, "deepfake-detector", checkpoint, cfg, meta)
+    assert dict(os.environ) == environment, "later runs of the process must not be sent to this store"
+    assert registered.startswith(f"deepfake-detector version 1 (run {training_run}")
+    version = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_model_version("deepfake-detector", "1")
+    assert version.run_id == training_run and version.tags["sha256"] == read_model_info(tiny_onnx).sha256

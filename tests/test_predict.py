@@ -1,0 +1,193 @@
+"""Predict and the runtime interface: any model file, JSON and CSV output, tuned thresholds, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
+
+from conftest import LABELS, SEQUENCES, run_without, write_split
+from deepfake_mlc.cli import main
+from deepfake_mlc.config import DataConfig
+from deepfake_mlc.data import DatasetError, build_transform
+from deepfake_mlc.data.manifest import read_manifest
+from deepfake_mlc.data.preprocess import Preprocessing
+from deepfake_mlc.engine.checkpoint import CheckpointError, load_checkpoint
+from deepfake_mlc.export import RuntimeUnavailable
+from deepfake_mlc.export.onnx import save_model
+from deepfake_mlc.runtime import available_runtimes, eval_arrays, load_images, open_runner, read_model_info
+from deepfake_mlc.runtime.info import read_onnx_metadata
+from test_docker import missing_from_serving_image
+from test_export import family_files
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Path, Path]:
+    """A tiny run folder and its ONNX export."""
+    return family_files(tmp_path_factory, data_root, "test_resnet")
+
+
+def image_folder(data_root: Path) -> Path:
+    return data_root / "facial_components" / "images" / "test"
+
+
+def predict(model: Path, images: Path, out: Path, *options: str) -> int:
+    return main(["predict", str(images), "--model", str(model), "--out", str(out), *options])
+
+
+def test_json_holds_each_labels_probability_and_decision(
+    model_files: tuple[Path, Path], data_root: Path, tmp_path: Path
+) -> None:
+    run, onnx_path = model_files
+    assert predict(onnx_path, image_folder(data_root), tmp_path / "p.json") == 0
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["runtime"] == "ort-cpu" and report["thresholds"] == dict.fromkeys(LABELS, 0.5)
+    rows = report["predictions"]
+    assert len(rows) == len(SEQUENCES)
+    paths = [Path(row["path"]) for row in rows]
+    model, _, _ = load_checkpoint(run)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(torch.from_numpy(load_images(paths, read_model_info(run))))).numpy()
+    probs = np.array([[row["probabilities"][name] for name in LABELS] for row in rows])
+    np.testing.assert_allclose(probs, expected, atol=1e-4, rtol=0)
+    for row, p in zip(rows, probs, strict=True):
+        assert [row["decisions"][name] for name in LABELS] == list(p > 0.5)
+        assert row["labels"] == [name for name, fired in zip(LABELS, p > 0.5, strict=True) if fired]
+
+
+def test_csv_from_a_checkpoint_is_a_manifest_with_the_onnx_probabilities(
+    model_files: tuple[Path, Path], data_root: Path, tmp_path: Path
+) -> None:
+    run, onnx_path = model_files
+    assert predict(run, image_folder(data_root), tmp_path / "p.csv", "--runtime", "pytorch") == 0
+    assert predict(onnx_path, image_folder(data_root), tmp_path / "p.json") == 0
+    with (tmp_path / "p.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == [
+        "path",
+        "labels",
+        *(f"{n}_probability" for n in LABELS),
+        *(f"{n}_decision" for n in LABELS),
+    ]
+    onnx_rows = json.loads((tmp_path / "p.json").read_text())["predictions"]
+    for row, onnx_row in zip(rows, onnx_rows, strict=True):
+        assert row["path"] == onnx_row["path"] and row["labels"] == "|".join(onnx_row["labels"])
+        for name in LABELS:
+            assert float(row[f"{name}_probability"]) == pytest.approx(onnx_row["probabilities"][name], abs=1e-4)
+    samples = read_manifest(tmp_path / "p.csv", LABELS)  # the CSV reads back as a data set
+    assert [Path(path) for path, _ in samples] == [Path(row["path"]) for row in rows]
+
+
+def test_tuned_thresholds_decide_and_the_override_wins(
+    model_files: tuple[Path, Path], data_root: Path, tmp_path: Path
+) -> None:
+    _, onnx_path = model_files
+    tuned = [0.0, 1.0, 0.5, 0.5, 0.5]  # nose always fires, eye never
+    model = save_model(
+        onnx.load(str(onnx_path)), tmp_path / "tuned.onnx", {**read_onnx_metadata(onnx_path), "thresholds": tuned}
+    )
+    assert predict(model, image_folder(data_root), tmp_path / "tuned.json") == 0
+    report = json.loads((tmp_path / "tuned.json").read_text())
+    assert list(report["thresholds"].values()) == tuned
+    assert all(row["decisions"]["nose"] and not row["decisions"]["eye"] for row in report["predictions"])
+    assert predict(model, image_folder(data_root), tmp_path / "flat.json", "--threshold", "0.5") == 0
+    assert json.loads((tmp_path / "flat.json").read_text())["thresholds"] == dict.fromkeys(LABELS, 0.5)
+
+
+def test_bad_model_files_and_images_are_one_line_errors(
+    model_files: tuple[Path, Path], data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, onnx_path = model_files
+    (tmp_path / "garbage.onnx").write_bytes(b"\x00\xffnot a protobuf at all")
+    (tmp_path / "truncated.onnx").write_bytes(onnx_path.read_bytes()[:2000])
+    (tmp_path / "notes.txt").write_text("a model?")
+    foreign = onnx.load(str(onnx_path))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    image = next(image_folder(data_root).rglob("*.jpg"))
+    cases = {
+        "garbage.onnx": "not a readable ONNX model",
+        "truncated.onnx": "not a readable ONNX model",
+        "notes.txt": "not a model file",
+        "foreign.onnx": "an ONNX model without deepfake-mlc metadata",
+    }
+    for name, problem in cases.items():
+        assert main(["predict", str(image), "--model", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / name}: {problem}") and err.count("\n") == 1
+    for images, problem in ((tmp_path / "broken.jpg", "cannot read image"), (tmp_path / "none.jpg", "not found")):
+        assert main(["predict", str(images), "--model", str(onnx_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and problem in err and str(images) in err and err.count("\n") == 1
+
+
+def test_runtime_interface(model_files: tuple[Path, Path], data_root: Path, tmp_path: Path) -> None:
+    run, onnx_path = model_files
+    assert available_runtimes(run) == ["pytorch", "pytorch-compile"]
+    assert "ort-cpu" in available_runtimes(onnx_path)
+    runner = open_runner(onnx_path, "ort-cpu", threads=1)
+    assert (runner.name, runner.precision, runner.device) == ("ort-cpu", "fp32", "cpu")
+    assert runner.details()["threads"] == 1 and "onnxruntime" in runner.details()
+    info = runner.info
+    images, targets = eval_arrays(data_root, info, "test", limit=5)
+    assert images.shape == (5, 3, 32, 32) and images.dtype == np.float32 and targets.shape == (5, len(LABELS))
+    first = sorted(image_folder(data_root).rglob("000000.jpg"))
+    np.testing.assert_array_equal(images[:1], load_images(first, info))  # one preprocessing for both
+    assert runner(images).shape == (5, len(LABELS))
+    with pytest.raises(RuntimeUnavailable, match="pytorch runs a checkpoint file"):
+        open_runner(onnx_path, "pytorch")
+    with pytest.raises(RuntimeUnavailable, match="unknown runtime"):
+        open_runner(onnx_path, "tvm")
+    (tmp_path / "model.engine").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"without model\.engine\.json beside it"):
+        read_model_info(tmp_path / "model.engine")
+    write_split(tmp_path, "attributes", "test", SEQUENCES)
+    with pytest.raises(DatasetError, match="are not the model's"):
+        eval_arrays(tmp_path, info, "test", subset="attributes")
+
+
+def test_predict_on_onnx_runs_without_the_training_dependencies(
+    model_files: tuple[Path, Path], data_root: Path, tmp_path: Path
+) -> None:
+    """The serving image's predict: the same JSON with torch, timm, onnx, safetensors, ... not importable."""
+    _, onnx_path = model_files
+    argv = ["predict", str(image_folder(data_root)), "--model", str(onnx_path), "--threads", "1"]
+    assert main([*argv, "--out", str(tmp_path / "full.json")]) == 0
+    code = f"""
+        from deepfake_mlc.cli.main import main
+        raise SystemExit(main({[*argv, "--out", str(tmp_path / "serving.json")]!r}))
+    """
+    result = run_without(missing_from_serving_image(), code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "serving.json").read_text()) == json.loads((tmp_path / "full.json").read_text())
+    blocked = run_without(missing_from_serving_image(), "import torch")  # the blocker does block
+    assert blocked.returncode == 1 and "not in the serving image" in blocked.stderr
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_preprocessing_is_torchvisions_to_the_bit(interpolation: str) -> None:
+    """Resize on the PIL image, ToDtype(scale=True), Normalize: what the data pipeline and predict both run."""
+    rng = np.random.default_rng(0)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    for height, width, size in ((37, 53, 24), (20, 16, 48), (32, 32, 32), (300, 200, 224)):
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        torchvision = v2.Compose(
+            [
+                v2.Resize((size, size), interpolation=InterpolationMode(interpolation)),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(list(mean), list(std)),
+            ]
+        )
+        cfg = DataConfig(root=Path("."), image_size=size, interpolation=interpolation, mean=mean, std=std)
+        ours = Preprocessing.of(cfg)(image)
+        np.testing.assert_array_equal(ours, torchvision(image).numpy())
+        np.testing.assert_array_equal(ours, build_transform(cfg, train=False)(image).numpy())
