@@ -6,8 +6,7 @@ must import without torch for the serving runtimes, and importing any of them ru
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from deepfake_mlc.lazy import lazy_attributes
 
 LAZY = {
     "SUBSET_LABELS": "deepfake_mlc.data.labels",
@@ -25,10 +24,7 @@ LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in LAZY:
-        return getattr(importlib.import_module(LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, LAZY)
 
 
 __all__ = sorted(LAZY)

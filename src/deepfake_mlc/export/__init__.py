@@ -7,10 +7,8 @@ flavour are heavy or optional).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from deepfake_mlc.errors import ExportError, RuntimeUnavailable
+from deepfake_mlc.lazy import lazy_attributes
 
 LAZY = {
     "export_onnx": "deepfake_mlc.export.files",
@@ -19,10 +17,7 @@ LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in LAZY:
-        return getattr(importlib.import_module(LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, LAZY)
 
 
 __all__ = ["ExportError", "RuntimeUnavailable", "build_tensorrt_engine", "export_onnx", "quantize_int8"]
