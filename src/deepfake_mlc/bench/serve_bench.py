@@ -19,6 +19,7 @@ from deepfake_mlc.bench.accuracy import Tolerances, compare
 from deepfake_mlc.bench.artifacts import TARGETS, Artifacts
 from deepfake_mlc.bench.machine import load_average, machine_info
 from deepfake_mlc.bench.timing import LatencyStats, TimingPlan, speed_summary, time_trial
+from deepfake_mlc.export import CALIBRATION_IMAGES
 
 if TYPE_CHECKING:
     from deepfake_mlc.runtime import ModelInfo, Runner
@@ -33,7 +34,7 @@ class BenchSettings:
     split: str = "test"
     subset: str | None = None
     limit_images: int | None = None
-    calibration_images: int = 64
+    calibration_images: int = CALIBRATION_IMAGES
     tolerances: Tolerances = field(default_factory=Tolerances)
     export: bool = True
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from deepfake_mlc.bench.artifacts import TARGETS
+from deepfake_mlc.export import CALIBRATION_IMAGES
 
 
 def _number(kind: type, zero_allowed: bool = False) -> object:
@@ -51,13 +52,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     amount.add_argument("--min-time", type=_number(float), metavar="S", help="or: timed seconds per trial")
     bench.add_argument("--trials", type=_number(int), default=3, help="trials, interleaved across runtimes")
     bench.add_argument("--threads", type=_number(int), help="CPU threads per runtime (default: the runtime's)")
-    bench.add_argument("--limit-images", type=_number(int), metavar="N", help="evaluate on the first N images")
+    bench.add_argument(
+        "--limit-images", type=_number(int), metavar="N", help="evaluate on N images spread evenly over the split"
+    )
     bench.add_argument(
         "--calibration-images",
         type=_number(int),
-        default=64,
+        default=CALIBRATION_IMAGES,
         metavar="N",
-        help="training images that calibrate the int8 model (default: 64)",
+        help=f"training images that calibrate the int8 model (default: {CALIBRATION_IMAGES})",
     )
     bench.add_argument("--out", type=Path, default=Path("runs/serve_bench"), help="exports and reports folder")
     bench.add_argument("--tolerance-fp32", type=float, default=1e-4, help="max |Δp| of fp32 runtimes")

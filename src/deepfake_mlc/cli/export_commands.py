@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepfake_mlc.export import CALIBRATION_IMAGES
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -57,7 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--parity-images", type=_positive_int, metavar="N", help="test images compared (256)")
     export.add_argument("--tolerance", type=float, metavar="P", help="max |Δp| allowed (default: fp32 1e-4, fp16 1e-2)")
     export.add_argument("--max-map-drop", type=float, metavar="POINTS", help="int8: mAP points it may lose (1.0)")
-    export.add_argument("--calibration-images", type=_positive_int, metavar="N", help="int8: training images (256)")
+    export.add_argument(
+        "--calibration-images", type=_positive_int, metavar="N", help=f"int8: training images ({CALIBRATION_IMAGES})"
+    )
     export.add_argument("--per-channel", action="store_true", help="onnx-int8: per-channel weights (slower on CPU)")
     export.add_argument("--opset", type=int, metavar="N", help="ONNX opset, 18 or later (18)")
     export.add_argument("--register", metavar="NAME", help="log the ONNX model to MLflow and register it as NAME")

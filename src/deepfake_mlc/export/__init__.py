@@ -10,6 +10,8 @@ from __future__ import annotations
 from deepfake_mlc.errors import ExportError, RuntimeUnavailable
 from deepfake_mlc.lazy import lazy_attributes
 
+CALIBRATION_IMAGES = 256  # training images that calibrate an int8 model, by default (export and serve-bench)
+
 LAZY = {
     "export_onnx": "deepfake_mlc.export.files",
     "build_tensorrt_engine": "deepfake_mlc.export.files",
@@ -20,4 +22,11 @@ LAZY = {
 __getattr__ = lazy_attributes(__name__, LAZY)
 
 
-__all__ = ["ExportError", "RuntimeUnavailable", "build_tensorrt_engine", "export_onnx", "quantize_int8"]
+__all__ = [
+    "CALIBRATION_IMAGES",
+    "ExportError",
+    "RuntimeUnavailable",
+    "build_tensorrt_engine",
+    "export_onnx",
+    "quantize_int8",
+]

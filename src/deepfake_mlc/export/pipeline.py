@@ -16,7 +16,7 @@ from rich.console import Console
 
 from deepfake_mlc.config.schema import Config
 from deepfake_mlc.engine.checkpoint import load_checkpoint, resolve_checkpoint
-from deepfake_mlc.export import ExportError
+from deepfake_mlc.export import CALIBRATION_IMAGES, ExportError
 from deepfake_mlc.export.files import build_tensorrt_engine, export_onnx
 from deepfake_mlc.export.onnx import DEFAULT_OPSET, convert_fp16
 from deepfake_mlc.export.parity import DEFAULT_MAX_MAP_DROP, ParityReport, check_parity, reference_probabilities
@@ -45,7 +45,7 @@ class ExportRequest:
     parity_images: int = 256
     tolerance: float | None = None
     max_map_drop: float = DEFAULT_MAX_MAP_DROP
-    calibration_images: int = 256
+    calibration_images: int = CALIBRATION_IMAGES
     per_channel: bool = False
     opset: int = DEFAULT_OPSET
     register: str | None = None

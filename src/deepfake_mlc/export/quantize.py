@@ -9,7 +9,11 @@ Two schemes, because the two consumers want different things:
   Q/DQ nodes), weights per output channel.
 
 The sigmoid and the classifier's output stay in float: quantised probabilities would tie many images
-and cost ranking quality (mAP) for no speed.
+and cost ranking quality (mAP) for no speed. So does the first convolution, the one reading the image:
+quantising its input re-rounds every pixel to a per-tensor 8-bit grid, which wipes out the faint,
+pixel-level traces a manipulation leaves. Measured on the quickstart model (resnet10t, 64 px, 500 test
+images): int8 everywhere 87.5 mAP against 91.4 in fp32 (max |Δp| 0.99), whatever the calibration
+(64 to 1024 images, min-max, percentile or entropy); with the first convolution in float, 91.3.
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ def quantize_int8(
     """
     symmetric = scheme == "tensorrt"
     model = onnx.load(str(fp32_path))
-    float_outputs = [node.name for node in model.graph.node if node.op_type == "Sigmoid"]
+    keep_float = [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "Sigmoid" or (node.op_type == "Conv" and INPUT in node.input)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # onnx shape inference only: ORT's graph optimisation would add its own op domains (TensorRT
@@ -67,7 +75,7 @@ def quantize_int8(
             per_channel=per_channel,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=float_outputs,
+            nodes_to_exclude=keep_float,
             extra_options={
                 "ActivationSymmetric": symmetric,
                 "WeightSymmetric": True,

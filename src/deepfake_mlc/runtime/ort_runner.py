@@ -80,4 +80,5 @@ class OrtRunner:
     def details(self) -> dict[str, Any]:
         import onnxruntime as ort
 
-        return {"onnxruntime": ort.__version__, "providers": self._session.get_providers(), "threads": self._threads}
+        threads = self._threads if self._threads is not None else "default (one per physical core)"
+        return {"onnxruntime": ort.__version__, "providers": self._session.get_providers(), "threads": threads}
