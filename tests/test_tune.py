@@ -234,6 +234,13 @@ class StopAfterFirstEval:
         return True
 
 
+def test_a_prune_after_the_last_epoch_is_ignored_so_the_result_counts(synth_root: Path, tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(synth_root, tmp_path), "train.epochs=1", "tracking.enabled=false"]
+    hook = StopAfterFirstEval()
+    result = train(load_config(Config, REPO / "configs" / "quickstart.yaml", overrides), cpu=True, hook=hook)
+    assert hook.calls == [1] and result.stopped_by is None and len(result.history) == 1
+
+
 def _ddp_pruned_training(root: str, out: str) -> None:
     overrides = [*tiny_overrides(Path(root), Path(out)), "output.name=ddp", "tracking.enabled=false"]
     hook = StopAfterFirstEval()

@@ -306,7 +306,12 @@ def train(
                 patience = cfg.train.early_stopping_patience
                 if patience is not None and progress.bad_evals >= patience:
                     stopped_by = "early stopping"
-                if hook is not None and _hook_says_stop(hook, accelerator, epoch + 1, best):
+                # the hook hears every epoch; a prune after the last one would save nothing and lose the result
+                if (
+                    hook is not None
+                    and _hook_says_stop(hook, accelerator, epoch + 1, best)
+                    and epoch + 1 < cfg.train.epochs
+                ):
                     stopped_by = "pruned"
                 display.evaluated(epoch, best, weights)
             tracker.log_metrics(record, step=epoch + 1)
