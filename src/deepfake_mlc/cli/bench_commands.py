@@ -7,19 +7,8 @@ import sys
 from pathlib import Path
 
 from deepfake_mlc.bench.artifacts import TARGETS
+from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
-
-
-def _number(kind: type, zero_allowed: bool = False) -> object:
-    """An argparse type that refuses negative (and, unless allowed, zero) counts and durations."""
-
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value < 0 or (value == 0 and not zero_allowed):
-            raise argparse.ArgumentTypeError(f"must be {'>=' if zero_allowed else '>'} 0, got {text}")
-        return value
-
-    return parse
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,21 +32,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="RUNTIME",
         help=f"any of {', '.join(TARGETS)} (default: all; those unavailable here are skipped)",
     )
-    bench.add_argument("--batch-sizes", nargs="+", type=_number(int), default=[1, 8, 32], metavar="N")
+    bench.add_argument("--batch-sizes", nargs="+", type=positive(int), default=[1, 8, 32], metavar="N")
     bench.add_argument(
-        "--warmup", type=_number(int, zero_allowed=True), default=3, help="untimed calls at the start of every trial"
+        "--warmup", type=positive(int, zero_allowed=True), default=3, help="untimed calls at the start of every trial"
     )
     amount = bench.add_mutually_exclusive_group()
-    amount.add_argument("--iters", type=_number(int), default=20, help="timed calls per trial (default: 20)")
-    amount.add_argument("--min-time", type=_number(float), metavar="S", help="or: timed seconds per trial")
-    bench.add_argument("--trials", type=_number(int), default=3, help="trials, interleaved across runtimes")
-    bench.add_argument("--threads", type=_number(int), help="CPU threads per runtime (default: the runtime's)")
+    amount.add_argument("--iters", type=positive(int), default=20, help="timed calls per trial (default: 20)")
+    amount.add_argument("--min-time", type=positive(float), metavar="S", help="or: timed seconds per trial")
+    bench.add_argument("--trials", type=positive(int), default=3, help="trials, interleaved across runtimes")
+    bench.add_argument("--threads", type=positive(int), help="CPU threads per runtime (default: the runtime's)")
     bench.add_argument(
-        "--limit-images", type=_number(int), metavar="N", help="evaluate on N images spread evenly over the split"
+        "--limit-images", type=positive(int), metavar="N", help="evaluate on N images spread evenly over the split"
     )
     bench.add_argument(
         "--calibration-images",
-        type=_number(int),
+        type=positive(int),
         default=CALIBRATION_IMAGES,
         metavar="N",
         help=f"training images that calibrate the int8 model (default: {CALIBRATION_IMAGES})",

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
 
 if TYPE_CHECKING:
@@ -17,13 +18,6 @@ if TYPE_CHECKING:
     from deepfake_mlc.runtime.predict import Prediction
 
 RUNTIME_NAMES = "pytorch, pytorch-compile, ort-cpu, ort-cuda, ort-tensorrt, tensorrt"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _prediction_file(text: str) -> Path:
@@ -56,11 +50,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="Seq-DeepFake root, manifest .csv or run config .yaml (default: the checkpoint's)",
     )
-    export.add_argument("--parity-images", type=_positive_int, metavar="N", help="test images compared (256)")
+    export.add_argument("--parity-images", type=positive(), metavar="N", help="test images compared (256)")
     export.add_argument("--tolerance", type=float, metavar="P", help="max |Δp| allowed (default: fp32 1e-4, fp16 1e-2)")
     export.add_argument("--max-map-drop", type=float, metavar="POINTS", help="int8: mAP points it may lose (1.0)")
     export.add_argument(
-        "--calibration-images", type=_positive_int, metavar="N", help=f"int8: training images ({CALIBRATION_IMAGES})"
+        "--calibration-images", type=positive(), metavar="N", help=f"int8: training images ({CALIBRATION_IMAGES})"
     )
     export.add_argument("--per-channel", action="store_true", help="onnx-int8: per-channel weights (slower on CPU)")
     export.add_argument("--opset", type=int, metavar="N", help="ONNX opset, 18 or later (18)")
@@ -86,8 +80,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--threshold", type=float, metavar="P", help="one threshold for every label (default: the model's)"
     )
-    predict.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
-    predict.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads of the runtime")
+    predict.add_argument("--batch-size", type=positive(), default=32, metavar="N")
+    predict.add_argument("--threads", type=positive(), metavar="N", help="CPU threads of the runtime")
     predict.set_defaults(func=run_predict_command)
 
 

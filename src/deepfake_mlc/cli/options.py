@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def add_overrides(parser: argparse.ArgumentParser, example: str = "train.lr=3e-4") -> None:
@@ -15,3 +16,16 @@ def add_overrides(parser: argparse.ArgumentParser, example: str = "train.lr=3e-4
         metavar="KEY=VALUE",
         help=f"override a config key, e.g. --set {example} (repeatable)",
     )
+
+
+def positive(kind: type = int, zero_allowed: bool = False) -> Callable[[str], int | float]:
+    """An argparse type that refuses negative (and, unless allowed, zero) counts and durations."""
+
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value < 0 or (value == 0 and not zero_allowed):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero_allowed else '>'} 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names it in "invalid int value: 'x'"
+    return parse
