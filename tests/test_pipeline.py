@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from deepfake_mlc.config import DataConfig
+from deepfake_mlc.config import Config, ConfigError, DataConfig, load_config
 from deepfake_mlc.data import SeqDeepFake, build_dataset, build_loader, build_transform, label_stats
 
 
@@ -70,3 +71,19 @@ def test_seeded_augmentation_depends_on_epoch_and_index_not_on_workers(seq_root:
     in_workers = torch.cat([x for x, _ in build_loader(ds, cfg.model_copy(update={"num_workers": 2}), train=False)])
     in_process = torch.cat([x for x, _ in build_loader(ds, cfg, train=False)])
     assert torch.equal(in_workers, in_process) and torch.equal(in_process[3], first)
+
+
+def test_fraction_keeps_an_evenly_spread_share_of_the_training_split_only(seq_root: Path) -> None:
+    full = DataConfig(root=seq_root, image_size=16, num_workers=0)
+    half = full.model_copy(update={"fraction": 0.5})
+    everything = build_dataset(full, "train").samples
+    assert build_dataset(half, "train").samples == [everything[i] for i in (0, 2, 5, 7)]  # 8 rows: first and last kept
+    assert build_dataset(half, "val").samples == build_dataset(full, "val").samples
+    assert len(build_dataset(full.model_copy(update={"fraction": 0.01}), "train")) == 1
+
+
+def test_a_fraction_outside_0_1_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("data: {root: x, fraction: 1.5}\n")
+    with pytest.raises(ConfigError, match=r"data\.fraction"):
+        load_config(Config, path)

@@ -58,6 +58,9 @@ class DataConfig(StrictModel):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    fraction: float = Field(
+        1.0, gt=0, le=1, description="share of the training split used, spread evenly over it (quick runs, searches)"
+    )
     batch_size: int = Field(128, ge=1, description="per-process batch size")
     eval_batch_size: int | None = Field(None, ge=1, description="defaults to batch_size")
     num_workers: int = Field(4, ge=0)

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from deepfake_mlc.config.schema import DataConfig, Split
 from deepfake_mlc.data.base import MultiLabelImageDataset, collate_skipping
 from deepfake_mlc.data.manifest import ManifestDataset
+from deepfake_mlc.data.reading import evenly_spaced
 from deepfake_mlc.data.seqdeepfake import SeqDeepFake
 from deepfake_mlc.data.sources import split_manifest
 from deepfake_mlc.data.transforms import build_transform
@@ -23,11 +24,17 @@ def build_dataset(
     augment = split == "train" if train is None else train
     transform = build_transform(cfg, train=augment)
     seed = seed if augment else None
+    dataset: MultiLabelImageDataset
     if cfg.format == "seqdeepfake":
         assert cfg.root is not None  # enforced by DataConfig
-        return SeqDeepFake(cfg.root, cfg.subset, split, transform, cfg.on_corrupt, augment_seed=seed)
-    assert cfg.labels is not None  # enforced by DataConfig
-    return ManifestDataset(split_manifest(cfg, split), cfg.labels, transform, cfg.on_corrupt, augment_seed=seed)
+        dataset = SeqDeepFake(cfg.root, cfg.subset, split, transform, cfg.on_corrupt, augment_seed=seed)
+    else:
+        assert cfg.labels is not None  # enforced by DataConfig
+        manifest = split_manifest(cfg, split)
+        dataset = ManifestDataset(manifest, cfg.labels, transform, cfg.on_corrupt, augment_seed=seed)
+    if split == "train" and cfg.fraction < 1:
+        dataset.samples = evenly_spaced(dataset.samples, max(1, round(cfg.fraction * len(dataset.samples))))
+    return dataset
 
 
 def build_loader(dataset: MultiLabelImageDataset, cfg: DataConfig, train: bool, seed: int = 0) -> DataLoader:

@@ -9,7 +9,7 @@ import csv
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 OnCorrupt = Literal["error", "skip"]
 Sample = tuple[str, tuple[int, ...]]
+T = TypeVar("T")
 
 
 def read_rows(csv_path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
@@ -70,3 +71,16 @@ def open_sample(path: str | Path, on_corrupt: OnCorrupt) -> Image.Image | None:
             raise CorruptImageError(f"{err} (set data.on_corrupt=skip to skip unreadable images)") from None
         log.warning("skipped unreadable image %s: %s", path, err)
         return None
+
+
+def evenly_spaced(items: Sequence[T], count: int) -> list[T]:
+    """``count`` of ``items`` spread evenly over them, first and last included; all when there are fewer.
+
+    Annotation files are often sorted by label or sequence: the first ``count`` would be one kind only.
+    """
+    if count >= len(items):
+        return list(items)
+    if count <= 1:
+        return list(items[:count])
+    step = (len(items) - 1) / (count - 1)
+    return [items[round(i * step)] for i in range(count)]

@@ -20,7 +20,7 @@ from rich.progress import track
 from deepfake_mlc.config.schema import DataConfig, Split
 from deepfake_mlc.data.labels import SUBSET_LABELS
 from deepfake_mlc.data.preprocess import Preprocessing
-from deepfake_mlc.data.reading import OnCorrupt, open_rgb, open_sample
+from deepfake_mlc.data.reading import OnCorrupt, evenly_spaced, open_rgb, open_sample
 from deepfake_mlc.data.sources import data_for, read_split
 from deepfake_mlc.errors import DatasetError
 from deepfake_mlc.runtime.info import ModelInfo
@@ -63,7 +63,7 @@ def eval_batches(
     if label_names != info.label_names:
         raise DatasetError(f"the data's labels {list(label_names)} are not the model's {list(info.label_names)}")
     if limit is not None and limit < len(samples):
-        samples = [samples[i] for i in np.unique(np.linspace(0, len(samples) - 1, limit).round().astype(int))]
+        samples = evenly_spaced(samples, limit)
     load = partial(_load, preprocessing=Preprocessing.of(data), on_corrupt=data.on_corrupt)
     size = data.eval_batch_size or data.batch_size
     starts = range(0, len(samples), size)
