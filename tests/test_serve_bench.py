@@ -361,3 +361,20 @@ def test_serving_image_benchmarks_an_onnx_model_without_the_training_dependencie
     rows = run_serving("--out", str(full), "--no-export")  # the int8 model the full run exported
     for name in ("ort-cpu", "ort-cpu-int8"):
         assert {k: rows[name][k] for k in same} == {k: expected[name][k] for k in same}
+
+
+def test_a_gpu_machine_says_whether_pytorch_runs_fp32_as_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from deepfake_mlc.bench import machine
+    from deepfake_mlc.runtime import cuda
+
+    monkeypatch.setattr(cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(cuda, "device_name", lambda index=0: "NVIDIA H200")
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = matmul.fp32_precision, conv.fp32_precision  # global switches, not plain attributes
+    try:
+        matmul.fp32_precision, conv.fp32_precision = "ieee", "tf32"
+        assert machine.gpu_info() == {"name": "NVIDIA H200", "tf32_matmul": False, "tf32_cudnn": True}
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved

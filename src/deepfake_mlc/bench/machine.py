@@ -79,8 +79,9 @@ def gpu_info() -> dict[str, Any] | None:
     torch = _torch()
     return {
         "name": cuda.device_name(0),
-        "tf32_matmul": None if torch is None else bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": None if torch is None else bool(torch.backends.cudnn.allow_tf32),
+        # the fp32_precision switches (PyTorch >= 2.9), as the runners read them; allow_tf32 is deprecated
+        "tf32_matmul": None if torch is None else torch.backends.cuda.matmul.fp32_precision == "tf32",
+        "tf32_cudnn": None if torch is None else torch.backends.cudnn.conv.fp32_precision == "tf32",
     }
 
 
