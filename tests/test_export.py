@@ -112,6 +112,17 @@ def test_int8_export_reports_its_map_change(tiny_run: Path, tmp_path: Path) -> N
     assert read_model_info(result.path) == read_model_info(tiny_run)
 
 
+def test_quantizing_the_image_conv_too_is_only_on_request(tiny_onnx: Path, tmp_path: Path) -> None:
+    from deepfake_mlc.export.quantize import quantize_int8
+
+    calibration = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    for flag, reader in ((False, "Conv"), (True, "QuantizeLinear")):
+        graph = onnx.load(
+            str(quantize_int8(tiny_onnx, calibration, tmp_path / f"{flag}.onnx", quantize_image_conv=flag))
+        ).graph
+        assert [node.op_type for node in graph.node if graph.input[0].name in node.input] == [reader]
+
+
 @pytest.mark.usefixtures("reuse_export")
 def test_parity_failure_exits_non_zero_with_a_clear_message(
     tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

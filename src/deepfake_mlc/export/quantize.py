@@ -12,8 +12,9 @@ The sigmoid and the classifier's output stay in float: quantised probabilities w
 and cost ranking quality (mAP) for no speed. So does the first convolution, the one reading the image:
 quantising its input re-rounds every pixel to a per-tensor 8-bit grid, which wipes out the faint,
 pixel-level traces a manipulation leaves. Measured on the quickstart model (resnet10t, 64 px, 500 test
-images): int8 everywhere 87.5 mAP against 91.4 in fp32 (max |Δp| 0.99), whatever the calibration
-(64 to 1024 images, min-max, percentile or entropy); with the first convolution in float, 91.3.
+images; ``python benchmarks/int8_image_conv.py``): int8 everywhere 87.5-87.7 mAP against 91.4 in fp32
+(max |Δp| 0.99), whatever the calibration (64 to 1024 images, min-max, percentile or entropy); with the
+first convolution in float, 91.3.
 """
 
 from __future__ import annotations
@@ -48,18 +49,25 @@ class ArrayCalibrationReader(CalibrationDataReader):
 
 
 def quantize_int8(
-    fp32_path: Path, calibration: np.ndarray, path: Path, scheme: Scheme = "cpu", per_channel: bool = False
+    fp32_path: Path,
+    calibration: np.ndarray,
+    path: Path,
+    scheme: Scheme = "cpu",
+    per_channel: bool = False,
+    quantize_image_conv: bool = False,
 ) -> Path:
     """Quantise the exported fp32 model at ``fp32_path`` into ``path`` (QDQ), calibrated on ``calibration``.
 
     ``calibration``: ``(N, 3, H, W)`` training images in the model's preprocessing (a few hundred).
+    ``quantize_image_conv`` quantises the first convolution too: only to measure what keeping it in float
+    is worth (``benchmarks/int8_image_conv.py``).
     """
     symmetric = scheme == "tensorrt"
     model = onnx.load(str(fp32_path))
     keep_float = [
         node.name
         for node in model.graph.node
-        if node.op_type == "Sigmoid" or (node.op_type == "Conv" and INPUT in node.input)
+        if node.op_type == "Sigmoid" or (node.op_type == "Conv" and INPUT in node.input and not quantize_image_conv)
     ]
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
