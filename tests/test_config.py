@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepfake_mlc.config import Config, ConfigError, apply_overrides, dump_yaml, load_config
+from deepfake_mlc.models import build_model, embedding_tag, list_models, model_entry
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -85,39 +87,42 @@ def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
     assert "inherit" not in dumped.read_text()
 
 
-PAPER_ROWS = {  # file stem -> (model, loss, embedding kind)
-    "resnet50_bce": ("resnet50", "bce", None),
-    "resnet50_asl": ("resnet50", "asl", None),
-    "resnet101_bce": ("resnet101", "bce", None),
-    "resnet101_asl": ("resnet101", "asl", None),
-    "tresnet_m_bce": ("tresnet_m", "bce", None),
-    "tresnet_m_asl": ("tresnet_m", "asl", None),
-    "ml_gcn_word": ("ml_gcn", "multilabel_soft_margin", "word"),
-    "iml_gcn_word": ("iml_gcn_word", "asl", "word"),
-    "iml_gcn_image": ("iml_gcn_image", "asl", "image"),
-    "ml_agcn_image": ("ml_agcn_image", "asl", "image"),
-    "ml_agcn_word_asl": ("ml_agcn_word", "asl", "word"),
-    "ml_agcn_word_bce": ("ml_agcn_word", "bce", "word"),
+PAPER_CONFIGS = {  # row file in configs/paper -> (model, loss): the 12 rows of Tables I and II
+    "resnet50_bce": ("resnet50", "bce"),
+    "resnet50_asl": ("resnet50", "asl"),
+    "resnet101_bce": ("resnet101", "bce"),
+    "resnet101_asl": ("resnet101", "asl"),
+    "tresnet_m_bce": ("tresnet_m", "bce"),
+    "tresnet_m_asl": ("tresnet_m", "asl"),
+    "ml_gcn_word": ("ml_gcn", "multilabel_soft_margin"),
+    "iml_gcn_word": ("iml_gcn_word", "asl"),
+    "iml_gcn_image": ("iml_gcn_image", "asl"),
+    "ml_agcn_image": ("ml_agcn_image", "asl"),
+    "ml_agcn_word_asl": ("ml_agcn_word", "asl"),
+    "ml_agcn_word_bce": ("ml_agcn_word", "bce"),
 }
 
 
-@pytest.mark.parametrize("subset", ["components", "attributes"])
-def test_one_config_per_paper_row_with_the_paper_settings(subset: str) -> None:
-    files = sorted(p.stem for p in (CONFIGS / "paper" / subset).glob("*.yaml") if not p.stem.startswith("_"))
-    assert files == sorted(PAPER_ROWS)
-    for stem, (model, loss, embedding) in PAPER_ROWS.items():
-        cfg = load_config(Config, CONFIGS / "paper" / subset / f"{stem}.yaml")
-        assert (cfg.data.subset, cfg.model.name, cfg.loss.name, cfg.model.graph.embedding.kind) == (
-            subset,
-            model,
-            loss,
-            embedding,
-        )
+def test_one_config_per_paper_row_of_the_registry() -> None:
+    assert sorted(p.stem for p in (CONFIGS / "paper").glob("*.yaml")) == sorted(PAPER_CONFIGS)
+    paper_models = {entry.name for entry in list_models() if entry.paper is not None}
+    assert {model for model, _ in PAPER_CONFIGS.values()} == paper_models
+
+
+@pytest.mark.parametrize("stem", sorted(PAPER_CONFIGS))
+def test_paper_config_runs_both_subsets_with_the_paper_settings(stem: str) -> None:
+    """Components by default (Table II), attributes with one override (Table I); the rest is the paper's."""
+    for subset, overrides in (("components", []), ("attributes", ["data.subset=attributes"])):
+        cfg = load_config(Config, CONFIGS / "paper" / f"{stem}.yaml", overrides)
+        assert (cfg.data.subset, cfg.model.name, cfg.loss.name) == (subset, *PAPER_CONFIGS[stem])
         assert (cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs, cfg.model.pretrained) == (
             224,
             128,
             40,
             True,
         )
-        uses_tresnet = model.startswith(("tresnet", "iml", "ml_agcn"))
-        assert cfg.data.std == ((1.0, 1.0, 1.0) if uses_tresnet else (0.229, 0.224, 0.225))
+    assert embedding_tag(cfg.model) == (model_entry(cfg.model.name).embedding or "none")
+    with torch.device("meta"):
+        model = build_model(cfg.model.model_copy(update={"pretrained": False}), 5)
+    weights = getattr(model, "backbone", model).pretrained_cfg  # the ImageNet weights it would start from
+    assert (cfg.data.mean, cfg.data.std) == (weights["mean"], weights["std"])

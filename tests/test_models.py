@@ -22,37 +22,51 @@ from deepfake_mlc.models import (
     WeightsError,
     build_model,
     count_parameters,
+    embedding_tag,
     label_adjacency,
     list_models,
+    model_entry,
     normalize_adjacency,
 )
 from deepfake_mlc.models.graph import AdaptiveGraphConvolution
 
-PAPER_ROWS = [
-    "resnet50",
-    "resnet101",
-    "tresnet_m",
-    "ml_gcn",
-    "iml_gcn_word",
-    "iml_gcn_image",
-    "ml_agcn_word",
-    "ml_agcn_image",
-]
-GRAPH_ROWS = [name for name in PAPER_ROWS if "gcn" in name]
+PAPER_ROWS = [entry.name for entry in list_models() if entry.paper is not None]
+DIRECT_ROWS = [name for name in PAPER_ROWS if model_entry(name).category == "direct"]
+GRAPH_ROWS = [name for name in PAPER_ROWS if model_entry(name).category == "indirect"]
 
 
-def test_registry_lists_the_paper_rows_direct_first() -> None:
-    names = [entry.name for entry in list_models()]
-    assert names[:3] == ["resnet50", "resnet101", "tresnet_m"]
-    assert sorted(names) == sorted(PAPER_ROWS)
+def test_registry_is_the_papers_table_direct_methods_first() -> None:
+    entries = list_models()
+    categories = [e.category for e in entries]
+    assert categories == ["direct"] * categories.count("direct") + ["indirect"] * categories.count("indirect")
+    assert (len(DIRECT_ROWS), len(GRAPH_ROWS)) == (3, 5)
+    rows = {(e.paper.method, e.embedding) for e in entries if e.paper}
+    assert len(rows) == len(PAPER_ROWS)  # the report finds each run's paper row by (method, embedding)
+    assert {e.embedding for e in entries if e.category == "direct"} == {""}
+    assert {e.embedding for e in entries if e.category == "indirect"} == {"word", "image"}
+
+
+@pytest.mark.parametrize("name", GRAPH_ROWS)
+def test_graph_models_are_built_with_the_registered_embedding(name: str) -> None:
+    with torch.device("meta"):
+        assert build_model(ModelConfig(name=name), 5).embedding_kind == model_entry(name).embedding
+
+
+def test_embedding_tag_is_what_the_model_uses() -> None:
+    word = GraphConfig(embedding=EmbeddingConfig(kind="word"))
+    assert embedding_tag(ModelConfig(name="iml_gcn_image")) == "image"  # the model's default
+    assert embedding_tag(ModelConfig(name="ml_gcn", graph=GraphConfig())) == "word"
+    assert embedding_tag(ModelConfig(name="iml_gcn_image", graph=word)) == "word"  # the config wins
+    assert embedding_tag(ModelConfig(name="resnet50", graph=word)) == "none"  # no graph head to use it
+    assert embedding_tag(ModelConfig(name="convnext_tiny")) == "none"
 
 
 @pytest.mark.parametrize("name", PAPER_ROWS)
 def test_parameter_count_within_2_percent_of_the_paper(name: str) -> None:
-    entry = next(e for e in list_models() if e.name == name)
+    paper_params_m = model_entry(name).paper.params_m
     with torch.device("meta"):
         params = count_parameters(build_model(ModelConfig(name=name), 5))
-    assert abs(params / 1e6 - entry.paper_params_m) / entry.paper_params_m < 0.02
+    assert abs(params / 1e6 - paper_params_m) / paper_params_m < 0.02
 
 
 def test_exact_graph_head_sizes_from_the_method_notes() -> None:
@@ -95,7 +109,7 @@ def _export_and_run(model: torch.nn.Module, path: Path, size: int) -> None:
             np.testing.assert_allclose(onnx_out, torch.sigmoid(model(xb)).numpy(), atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "resnet101", "tresnet_m"])
+@pytest.mark.parametrize("name", DIRECT_ROWS)
 def test_direct_models_export_to_onnx_with_dynamic_batch(name: str, tmp_path: Path) -> None:
     _export_and_run(build_model(ModelConfig(name=name), 5), tmp_path / f"{name}.onnx", 64)
 
@@ -215,6 +229,13 @@ def test_models_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert set(PAPER_ROWS) <= set(rows)
-    assert rows["ml_gcn"]["params"] == 44_904_512 and rows["ml_gcn"]["paper_params_m"] == 44.9
+    ml_gcn = {key: rows["ml_gcn"][key] for key in ("category", "paper_method", "embedding", "params", "paper_params_m")}
+    assert ml_gcn == {
+        "category": "indirect",
+        "paper_method": "ML-GCN",
+        "embedding": "word",
+        "params": 44_904_512,
+        "paper_params_m": 44.9,
+    }
     assert main(["models", "--num-labels", "3"]) == 0
-    assert "tresnet_m" in capsys.readouterr().out
+    assert "IML-GCN (image)" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``deepfake-mlc models``: every registered model with its parameter count, beside the paper's."""
+"""``deepfake-mlc models``: every registered model, its paper row and its parameter count beside the paper's."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from deepfake_mlc.config.loader import ConfigError
 from deepfake_mlc.config.schema import ModelConfig
+from deepfake_mlc.errors import ConfigError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="list the registered models and their parameter counts")
+    models = commands.add_parser("models", help="list the registered models, their paper rows and parameter counts")
     models.add_argument("--num-labels", type=int, default=5, help="outputs of each model (default: 5)")
     models.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     models.set_defaults(func=run_models)
@@ -32,9 +32,11 @@ def model_rows(num_labels: int) -> list[dict]:
         rows.append(
             {
                 "name": entry.name,
-                "family": entry.family,
+                "category": entry.category,
+                "paper_method": entry.paper.method if entry.paper else None,
+                "embedding": entry.embedding,
                 "params": params,
-                "paper_params_m": entry.paper_params_m,
+                "paper_params_m": entry.paper.params_m if entry.paper else None,
                 "description": entry.description,
             }
         )
@@ -49,12 +51,15 @@ def run_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title=f"registered models, {args.num_labels} labels (any timm name works too)")
-    for column in ("name", "family", "params (M)", "paper (M)", "diff"):
+    for column in ("name", "category", "paper row", "params (M)", "paper (M)", "diff"):
         table.add_column(column, justify="right" if column in ("params (M)", "paper (M)", "diff") else "left")
     for row in rows:
         paper = row["paper_params_m"]
         millions = row["params"] / 1e6
         diff = f"{100 * (millions - paper) / paper:+.1f} %" if paper and args.num_labels == 5 else ""
-        table.add_row(row["name"], row["family"], f"{millions:.2f}", f"{paper:.1f}" if paper else "", diff)
+        method = row["paper_method"] or ""
+        if method and row["embedding"]:
+            method += f" ({row['embedding']})"
+        table.add_row(row["name"], row["category"], method, f"{millions:.2f}", f"{paper:.1f}" if paper else "", diff)
     Console().print(table)
     return 0

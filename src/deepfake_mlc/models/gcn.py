@@ -4,9 +4,9 @@
 label co-occurrence graph. ``W`` does not depend on the image, so :meth:`GraphClassifier.fold` turns a
 trained model into a plain CNN + linear classifier for inference and export.
 
-Registered here: ML-GCN (ResNet-101, max pooling, word embeddings: the paper's 44.9 M row) and IML-GCN
-(TResNet-M, average pooling, 300-d word or 200-d image embeddings: 31.7 M / 31.6 M). ML-AGCN, which
-swaps the layer type, is in :mod:`deepfake_mlc.models.agcn`.
+Registered here: ML-GCN (ResNet-101, max pooling, word embeddings) and IML-GCN (TResNet-M, average
+pooling, 300-d word or 200-d image embeddings). ML-AGCN, which swaps the layer type, is in
+:mod:`deepfake_mlc.models.agcn`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from deepfake_mlc.config.schema import ModelConfig
 from deepfake_mlc.models.backbone import create_timm
 from deepfake_mlc.models.embeddings import embedding_spec
 from deepfake_mlc.models.graph import GraphConvolution, normalize_adjacency
-from deepfake_mlc.models.registry import register_model
+from deepfake_mlc.models.registry import PaperRow, register_model
 
 LayerFactory = Callable[[int, int], nn.Module]
 
@@ -92,11 +92,22 @@ class GraphClassifier(nn.Module):
             return FoldedClassifier(self.backbone, self.label_classifiers())
 
 
-def graph_factory(backbone: str, pool: str, kind: str, dim: int, make_layer: Callable[[ModelConfig], LayerFactory]):
-    """A registry factory for a graph method with these defaults (each overridable in the config)."""
+def register_graph_model(
+    name: str,
+    description: str,
+    paper: PaperRow,
+    *,
+    backbone: str,
+    pool: str,
+    embedding: str,
+    dim: int,
+    make_layer: Callable[[ModelConfig], LayerFactory],
+) -> None:
+    """Register an indirect method with these defaults (each overridable in the config). ``embedding`` is
+    stated once: the node features it is built with are the ones the registry reports for it."""
 
     def build(cfg: ModelConfig, num_labels: int) -> GraphClassifier:
-        embedding_kind, embedding_dim = embedding_spec(cfg.graph.embedding, kind, dim, num_labels)
+        embedding_kind, embedding_dim = embedding_spec(cfg.graph.embedding, embedding, dim, num_labels)
         features = create_timm(cfg, cfg.backbone or backbone, 0, cfg.pool or pool)
         return GraphClassifier(
             features,
@@ -108,19 +119,40 @@ def graph_factory(backbone: str, pool: str, kind: str, dim: int, make_layer: Cal
             embedding_kind,
         )
 
-    return build
+    register_model(name, "indirect", description, embedding=embedding, paper=paper)(build)
 
 
 def _gcn_layer(cfg: ModelConfig) -> LayerFactory:
     return GraphConvolution
 
 
-register_model("ml_gcn", "indirect", "ML-GCN: ResNet-101 (max pool) + 2-layer GCN on word embeddings", 44.9)(
-    graph_factory("resnet101", "max", "word", 300, _gcn_layer)
+register_graph_model(
+    "ml_gcn",
+    "ML-GCN: ResNet-101 (max pool) + 2-layer GCN on word embeddings",
+    PaperRow("ML-GCN", 44.9),
+    backbone="resnet101",
+    pool="max",
+    embedding="word",
+    dim=300,
+    make_layer=_gcn_layer,
 )
-register_model("iml_gcn_word", "indirect", "IML-GCN: TResNet-M + 2-layer GCN on word embeddings", 31.7)(
-    graph_factory("tresnet_m", "avg", "word", 300, _gcn_layer)
+register_graph_model(
+    "iml_gcn_word",
+    "IML-GCN: TResNet-M + 2-layer GCN on word embeddings",
+    PaperRow("IML-GCN", 31.7),
+    backbone="tresnet_m",
+    pool="avg",
+    embedding="word",
+    dim=300,
+    make_layer=_gcn_layer,
 )
-register_model("iml_gcn_image", "indirect", "IML-GCN: TResNet-M + 2-layer GCN on 200-d image embeddings", 31.6)(
-    graph_factory("tresnet_m", "avg", "image", 200, _gcn_layer)
+register_graph_model(
+    "iml_gcn_image",
+    "IML-GCN: TResNet-M + 2-layer GCN on 200-d image embeddings",
+    PaperRow("IML-GCN", 31.6),
+    backbone="tresnet_m",
+    pool="avg",
+    embedding="image",
+    dim=200,
+    make_layer=_gcn_layer,
 )

@@ -3,7 +3,7 @@
 ``label_adjacency`` builds the static, re-weighted co-occurrence matrix exactly as the public ML-GCN
 code (``util.gen_A``) does; ``normalize_adjacency`` is its propagation matrix (``util.gen_adj``).
 
-The two re-weightings differ (see ``shared/methods/graph-heads.md``):
+The two re-weightings differ (see ``docs/methods/graph-heads.md``):
 
 * ``"code"`` (default, what the released models used): ``A = A * p / (A.sum(0) + 1e-6) + I``:
   every column of the binarised matrix is scaled to sum to ``p`` and the diagonal is 1.
@@ -75,7 +75,7 @@ class GraphConvolution(nn.Module):
 
 
 class AdaptiveGraphConvolution(nn.Module):
-    """ML-AGCN layer (reconstruction, see the method notes): static + attention + similarity graphs.
+    """ML-AGCN layer (reconstruction, see docs/methods/graph-heads.md): static + attention + similarity graphs.
 
     ``H' = Â_s H W_s + A_att H W_a + A_sim H W_c`` where ``A_att`` is a GAT-style row-softmax over
     ``LeakyReLU(aᵀ[z_i ‖ z_j])`` with ``Z = H W_a``, and ``A_sim`` the symmetric-normalised, non-negative
