@@ -19,11 +19,11 @@ import torch
 from accelerate.state import AcceleratorState
 from PIL import Image
 
+from deepfake_mlc.artifacts import CheckpointMeta, Preprocessing, write_checkpoint
 from deepfake_mlc.config import Config, DataConfig
 from deepfake_mlc.config.schema import ModelConfig
 from deepfake_mlc.data.labels import SUBSET_DIRS, SUBSET_LABELS, format_step_ids, sequence_folder
 from deepfake_mlc.data.synth import SynthConfig, generate
-from deepfake_mlc.engine.checkpoint import write_checkpoint
 from deepfake_mlc.models import GraphClassifier, build_model
 from deepfake_mlc.models.graph import label_adjacency
 
@@ -142,18 +142,13 @@ def write_run(run_dir: Path, data_root: Path, name: str = "test_resnet") -> Path
     model = build_model(cfg.model, len(LABELS)).eval()
     if isinstance(model, GraphClassifier):
         random_graph(model)
-    meta = {
-        "config": cfg.model_dump(mode="json"),
-        "label_names": list(LABELS),
-        "preprocessing": {
-            "image_size": 32,
-            "interpolation": "bilinear",
-            "mean": list(cfg.data.mean),
-            "std": list(cfg.data.std),
-        },
-        "threshold": 0.5,
-    }
-    write_checkpoint(run_dir / "checkpoints" / "best", model, meta)
+    meta = CheckpointMeta(
+        config=cfg.model_dump(mode="json"),
+        label_names=LABELS,
+        preprocessing=Preprocessing(image_size=32, interpolation="bilinear", mean=cfg.data.mean, std=cfg.data.std),
+        threshold=0.5,
+    )
+    write_checkpoint(run_dir / "checkpoints" / "best", model.state_dict(), meta)
     return run_dir
 
 

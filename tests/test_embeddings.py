@@ -11,7 +11,8 @@ from safetensors.numpy import save_file
 from sklearn.decomposition import PCA
 
 from deepfake_mlc.config.schema import EmbeddingConfig
-from deepfake_mlc.models import EmbeddingError, image_embeddings, load_embeddings
+from deepfake_mlc.errors import EmbeddingError
+from deepfake_mlc.models import image_embeddings, load_embeddings
 from deepfake_mlc.models.embeddings import embedding_spec, save_matrix, words_of
 
 LABELS = ["nose", "Eyeglasses", "hair_color"]

@@ -12,12 +12,16 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from conftest import REPO, launch_ddp, tiny_overrides
+from deepfake_mlc.artifacts import RunFolder, RunSummary, read_checkpoint, read_checkpoint_meta, write_checkpoint
 from deepfake_mlc.cli import main
-from deepfake_mlc.config import Config, ConfigError, load_config
+from deepfake_mlc.config import Config, load_config
 from deepfake_mlc.data import build_dataset, build_loader
 from deepfake_mlc.data.synth import SynthConfig, generate
-from deepfake_mlc.engine import checkpoint as checkpoint_module
-from deepfake_mlc.engine import load_checkpoint, predict, read_checkpoint, summarize, train
+from deepfake_mlc.engine import predict, resume, train
+from deepfake_mlc.engine import training_state as training_state_module
+from deepfake_mlc.errors import ConfigError
+from deepfake_mlc.metrics import summarize
+from deepfake_mlc.models.loading import load_checkpoint
 
 
 def tiny_config(root: Path, out: Path, *overrides: str) -> Config:
@@ -34,19 +38,20 @@ def test_train_writes_checkpoints_metrics_and_an_mlflow_run(synth_root: Path, tm
     assert set(result.best_metrics) >= {"mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "AP/nose"}
     for name in ("best", "last"):
         state, meta = read_checkpoint(run / "checkpoints" / f"{name}.safetensors")
-        assert meta["label_names"] == ["nose", "eye", "eyebrow", "lip", "hair"]
-        assert meta["preprocessing"] == {
+        assert meta.label_names == ("nose", "eye", "eyebrow", "lip", "hair")
+        assert meta.preprocessing.model_dump() == {
             "image_size": 32,
             "interpolation": "bilinear",
-            "mean": list(cfg.data.mean),
-            "std": list(cfg.data.std),
+            "mean": tuple(cfg.data.mean),
+            "std": tuple(cfg.data.std),
         }
-        assert meta["threshold"] == 0.5 and meta["weights"] in ("model", "ema") and state
-        assert json.loads((run / "checkpoints" / f"{name}.json").read_text()) == meta
+        assert meta.threshold == 0.5 and meta.weights in ("model", "ema") and state
+        assert json.loads((run / "checkpoints" / f"{name}.json").read_text()) == meta.model_dump(mode="json")
     _, loaded_cfg, meta = load_checkpoint(run)
-    assert loaded_cfg == cfg and meta["metrics"] == result.best_metrics and meta["run_id"] == result.run_id
-    history = json.loads((run / "metrics.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == [1, 2] and "val_ema/mAP" in history[0]
+    assert loaded_cfg == cfg and meta.metrics == result.best_metrics and meta.run_id == result.run_id
+    summary = RunFolder(run).read_summary()
+    assert [h["epoch"] for h in summary.history] == [1, 2] and "val_ema/mAP" in summary.history[0]
+    assert summary.best == result.best_metrics and summary.best_epoch == result.best_epoch
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     logged = client.get_run(result.run_id)
@@ -68,7 +73,7 @@ def test_resume_after_a_kill_reaches_the_same_metrics(synth_root: Path, tmp_path
     straight = train(tiny_config(synth_root, tmp_path / "a"), cpu=True, show_progress=False)
 
     AcceleratorState._reset_state(True)
-    real_save = checkpoint_module.save_training_state
+    real_save = training_state_module.save_training_state
 
     def save_then_die(accelerator, run_dir, progress):  # the process dies right after epoch 1's state
         real_save(accelerator, run_dir, progress)
@@ -79,7 +84,7 @@ def test_resume_after_a_kill_reaches_the_same_metrics(synth_root: Path, tmp_path
         train(tiny_config(synth_root, tmp_path / "b"), cpu=True, show_progress=False)
     monkeypatch.undo()
     AcceleratorState._reset_state(True)
-    resumed = train(None, cpu=True, resume=tmp_path / "b" / "run", show_progress=False)
+    resumed = resume(tmp_path / "b" / "run", cpu=True, show_progress=False)
     for a, b in zip(straight.history, resumed.history, strict=True):
         assert {k: v for k, v in a.items() if "time" not in k and "per_s" not in k} == pytest.approx(
             {k: v for k, v in b.items() if "time" not in k and "per_s" not in k}, rel=1e-6
@@ -97,7 +102,7 @@ def _evaluate(checkpoint: Path, root: Path) -> dict:
     model, loader = accelerator.prepare(model, loader)
     probs, targets = predict(model, loader, accelerator)
     assert len(probs) == 12
-    return summarize(probs, targets, tuple(meta["label_names"]), 0.5, "asl")
+    return summarize(probs, targets, meta.label_names, 0.5, "asl")
 
 
 def _ddp_job(root: str, out: str) -> None:
@@ -134,6 +139,7 @@ def test_fp16_on_cpu_is_refused(synth_root: Path, tmp_path: Path) -> None:
         (["--set", "data.root={tmp}/missing"], "Seq-DeepFake root not found"),
         (["--set", "output.dir={tmp}/a_file/runs"], "cannot write the run folder"),
         (["--resume", "{tmp}"], "nothing to resume"),
+        (["--resume", "{tmp}", "--set", "train.lr=1"], "--resume continues with the run's own config"),
     ],
 )
 def test_user_errors_are_one_line(extra: list[str], message: str, synth_root: Path, tmp_path: Path, capsys) -> None:
@@ -152,6 +158,8 @@ def test_user_errors_are_one_line(extra: list[str], message: str, synth_root: Pa
         "model.name=test_resnet",
         *[a.replace("{tmp}", str(tmp_path)) for a in extra],
     ]
+    if "--resume" in extra:  # a resumed run has its own config
+        argv = ["train", "--cpu", "--no-progress", *[a.replace("{tmp}", str(tmp_path)) for a in extra]]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
@@ -203,17 +211,15 @@ def test_report_tables_beside_the_paper(synth_root: Path, tmp_path: Path, capsys
         "seq_comp,direct,ResNet50,asl,,23.8,90.5,80.3,87.7,83.8,80.3,87.9,84.0\n"
         "seq_comp,indirect,ML-GCN,,word,44.9,89.6,87.5,69.4,76.9,87.8,69.8,77.8\n"
     )
-    fake = tmp_path / "resnet50-asl" / "checkpoints"  # a finished paper-row run, as its metadata reads
-    fake.mkdir(parents=True)
+    fake = RunFolder(tmp_path / "resnet50-asl")  # a finished paper-row run, as its files read (weights left out)
     metrics = dict(
         zip(["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"], [91.0, 81.0, 88.0, 84.0, 81.0, 88.0, 84.0], strict=True)
     )
-    meta = {
-        "config": {"data": {"subset": "components"}, "model": {"name": "resnet50"}, "loss": {"name": "asl"}},
-        "params": 23_518_277,
-        "metrics": metrics,
-    }
-    (fake / "best.json").write_text(json.dumps(meta))
+    cfg = load_config(Config, REPO / "configs" / "paper" / "resnet50_asl.yaml")
+    meta = read_checkpoint_meta(RunFolder(result.run_dir).checkpoint())
+    meta = meta.model_copy(update={"config": cfg.model_dump(mode="json"), "params": 23_518_277, "metrics": metrics})
+    write_checkpoint(fake.checkpoints / "best", {}, meta)
+    fake.write_summary(RunSummary(best=metrics, best_epoch=1))
     out = tmp_path / "report"
     assert (
         main(

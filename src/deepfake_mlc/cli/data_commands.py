@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from deepfake_mlc.cli.options import add_overrides
-from deepfake_mlc.config.loader import load_config
-from deepfake_mlc.config.schema import Config
-from deepfake_mlc.data.annotations import SPLITS, annotation_path
+from deepfake_mlc.config import Config, load_config
+from deepfake_mlc.config.schema import SPLITS
+from deepfake_mlc.data.annotations import annotation_path
 from deepfake_mlc.data.labels import SUBSET_DIRS
 from deepfake_mlc.data.stats import LabelStats, label_stats
 from deepfake_mlc.errors import DatasetError

@@ -1,7 +1,8 @@
 """``deepfake-mlc`` entry point: parses the sub-command and turns user errors into one line.
 
-Errors a user can fix (a bad config value, a missing data set, a corrupt image) are printed as a single
-``error: ...`` line with exit status 2; anything else is a bug and keeps its traceback. The sub-command
+Errors a user can fix (:class:`~deepfake_mlc.errors.UserError`: a bad config value, a missing data set, a
+corrupt image) are printed as a single ``error: ...`` line with exit status 2; anything else, even a
+``FileNotFoundError`` from a bug, is a bug and keeps its traceback. The sub-command
 modules import their heavy libraries (torch, timm, MLflow, ...) inside the commands that use them, so
 ``predict`` and ``serve-bench`` run in the serving image, which has none of them.
 """
@@ -17,36 +18,14 @@ from deepfake_mlc import __version__
 from deepfake_mlc.cli import (
     bench_commands,
     data_commands,
+    evaluate_commands,
     export_commands,
     model_commands,
+    report_commands,
     train_commands,
     tune_commands,
 )
-from deepfake_mlc.config.loader import ConfigError
-from deepfake_mlc.errors import (
-    CheckpointError,
-    CorruptImageError,
-    DatasetError,
-    EmbeddingError,
-    ExportError,
-    RuntimeUnavailable,
-    WeightsError,
-)
-
-USER_ERRORS = (
-    ConfigError,
-    ExportError,
-    RuntimeUnavailable,
-    DatasetError,
-    CorruptImageError,
-    CheckpointError,
-    EmbeddingError,
-    WeightsError,
-    FileExistsError,
-    FileNotFoundError,
-    NotADirectoryError,
-    PermissionError,
-)
+from deepfake_mlc.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.register(commands)
     model_commands.register(commands)
     train_commands.register(commands)
-    train_commands.register_evaluate(commands)
-    train_commands.register_report(commands)
+    evaluate_commands.register(commands)
+    report_commands.register(commands)
     tune_commands.register(commands)
     export_commands.register(commands)
     bench_commands.register(commands)
@@ -78,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from deepfake_mlc.config.loader import ConfigError
+    from deepfake_mlc.errors import ConfigError
     from deepfake_mlc.tune import TuneOptions, load_search, run_study
 
     base = load_config(Config, args.config, args.overrides)

@@ -1,7 +1,6 @@
 """Typed configuration: YAML files under ``configs/`` validated into :class:`Config`."""
 
 from deepfake_mlc.config.loader import (
-    ConfigError,
     StrictModel,
     apply_overrides,
     dump_yaml,
@@ -13,7 +12,6 @@ from deepfake_mlc.config.schema import Config, DataConfig
 
 __all__ = [
     "Config",
-    "ConfigError",
     "DataConfig",
     "StrictModel",
     "apply_overrides",

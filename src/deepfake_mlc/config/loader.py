@@ -15,13 +15,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from deepfake_mlc.errors import ConfigError
+
 INHERIT_KEY = "inherit"
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A config problem, worded for the user in one line (the CLI prints it without a traceback)."""
 
 
 class StrictModel(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -13,6 +13,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Split = Literal["train", "val", "test"]
+SPLITS: tuple[Split, ...] = get_args(Split)
+Subset = Literal["components", "attributes"]  # the two Seq-DeepFake subsets
+SUBSETS: tuple[Subset, ...] = get_args(Subset)
 JitterRange = tuple[float, float] | float
 
 
@@ -50,7 +53,7 @@ class DataConfig(StrictModel):
 
     format: Literal["seqdeepfake", "manifest"] = "seqdeepfake"
     root: Path | None = Field(None, description="Seq-DeepFake root: the folder holding both subsets")
-    subset: Literal["components", "attributes"] = "components"
+    subset: Subset = "components"
     manifests: ManifestSplits | None = None
     labels: list[str] | None = Field(None, description="label names of a manifest data set, in order")
     image_size: int = Field(224, ge=16, le=2048)

@@ -10,8 +10,6 @@ from deepfake_mlc.lazy import lazy_attributes
 
 LAZY = {
     "SUBSET_LABELS": "deepfake_mlc.data.labels",
-    "CorruptImageError": "deepfake_mlc.errors",
-    "DatasetError": "deepfake_mlc.errors",
     "LabelStats": "deepfake_mlc.data.stats",
     "ManifestDataset": "deepfake_mlc.data.manifest",
     "MultiLabelImageDataset": "deepfake_mlc.data.base",

@@ -21,7 +21,6 @@ from deepfake_mlc.data.labels import SUBSET_DIRS, LabelError, multi_hot, parse_s
 from deepfake_mlc.data.reading import Sample, existing_file, read_rows
 from deepfake_mlc.errors import DatasetError
 
-SPLITS = ("train", "val", "test")
 SEQDEEPFAKE_COLUMNS = ("file_path", "label")
 MANIFEST_COLUMNS = ("path", "labels")
 SEPARATOR = "|"

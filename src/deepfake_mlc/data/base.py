@@ -14,20 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from deepfake_mlc.data.reading import OnCorrupt, Sample, existing_file, open_rgb, open_sample, read_rows
-from deepfake_mlc.errors import CorruptImageError, DatasetError
-
-__all__ = [  # the readers and errors are re-exported: they were defined here first
-    "CorruptImageError",
-    "DatasetError",
-    "MultiLabelImageDataset",
-    "OnCorrupt",
-    "Sample",
-    "collate_skipping",
-    "existing_file",
-    "open_rgb",
-    "read_rows",
-]
+from deepfake_mlc.data.reading import OnCorrupt, Sample, open_sample
 
 
 class MultiLabelImageDataset(Dataset):

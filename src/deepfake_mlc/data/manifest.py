@@ -12,10 +12,8 @@ from typing import Any
 
 from PIL import Image
 
-from deepfake_mlc.data.annotations import SEPARATOR, read_manifest
+from deepfake_mlc.data.annotations import read_manifest
 from deepfake_mlc.data.base import MultiLabelImageDataset, OnCorrupt
-
-__all__ = ["SEPARATOR", "ManifestDataset", "read_manifest"]
 
 
 class ManifestDataset(MultiLabelImageDataset):

@@ -11,11 +11,10 @@ from typing import Any
 
 from PIL import Image
 
-from deepfake_mlc.data.annotations import SPLITS, annotation_path, read_annotations
+from deepfake_mlc.config.schema import SPLITS
+from deepfake_mlc.data.annotations import read_annotations
 from deepfake_mlc.data.base import MultiLabelImageDataset, OnCorrupt
 from deepfake_mlc.data.labels import SUBSET_DIRS, SUBSET_LABELS
-
-__all__ = ["SPLITS", "SeqDeepFake", "annotation_path", "read_annotations"]
 
 
 class SeqDeepFake(MultiLabelImageDataset):

@@ -1,19 +1,6 @@
-"""The train/evaluate loop on Accelerate, checkpoints and what a person sees while it runs."""
+"""The train/evaluate loop on Accelerate, its resumable state and what a person sees while it runs."""
 
-from deepfake_mlc.engine.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, write_checkpoint
-from deepfake_mlc.engine.evaluate import predict, summarize
-from deepfake_mlc.engine.trainer import EvalHook, LaunchError, NonFiniteLossError, TrainResult, train
+from deepfake_mlc.engine.evaluate import predict
+from deepfake_mlc.engine.trainer import EvalHook, NonFiniteLossError, Trainer, TrainResult, resume, train
 
-__all__ = [
-    "CheckpointError",
-    "EvalHook",
-    "LaunchError",
-    "NonFiniteLossError",
-    "TrainResult",
-    "load_checkpoint",
-    "predict",
-    "read_checkpoint",
-    "summarize",
-    "train",
-    "write_checkpoint",
-]
+__all__ = ["EvalHook", "NonFiniteLossError", "TrainResult", "Trainer", "predict", "resume", "train"]

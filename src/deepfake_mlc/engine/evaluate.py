@@ -8,9 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from deepfake_mlc.metrics import MetricAccumulator, summarize
-
-__all__ = ["predict", "summarize"]  # summarize lives in metrics, which needs no torch
+from deepfake_mlc.metrics import MetricAccumulator
 
 
 @torch.no_grad()

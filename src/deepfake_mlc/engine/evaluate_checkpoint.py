@@ -9,12 +9,13 @@ from typing import Any
 from accelerate import Accelerator
 
 from deepfake_mlc.config.schema import Split
-from deepfake_mlc.data import DatasetError, build_dataset, build_loader
+from deepfake_mlc.data import build_dataset, build_loader
 from deepfake_mlc.data.sources import data_for
-from deepfake_mlc.engine.checkpoint import load_checkpoint
-from deepfake_mlc.engine.evaluate import predict, summarize
-from deepfake_mlc.metrics import confusion_counts, detection_metrics
+from deepfake_mlc.engine.evaluate import predict
+from deepfake_mlc.errors import DatasetError
+from deepfake_mlc.metrics import confusion_counts, detection_metrics, summarize
 from deepfake_mlc.metrics.plots import plot_pr_curves
+from deepfake_mlc.models.loading import load_checkpoint
 
 
 def evaluate_checkpoint(
@@ -29,7 +30,7 @@ def evaluate_checkpoint(
     """Metrics, detection view, per-label confusion counts; JSON and PR curves written to ``out_dir``."""
     accelerator = Accelerator(cpu=cpu)
     model, cfg, meta = load_checkpoint(checkpoint)
-    labels = tuple(meta["label_names"])
+    labels = meta.label_names
     data = data_for(source, cfg.data, subset)
     if data.format == "manifest" and data.labels is None:
         data = data.model_copy(update={"labels": list(labels)})
@@ -38,7 +39,7 @@ def evaluate_checkpoint(
         raise DatasetError(f"the data's labels {list(dataset.label_names)} are not the model's {list(labels)}")
     model, loader = accelerator.prepare(model, build_loader(dataset, data, train=False))
     probs, targets = predict(model, loader, accelerator)
-    threshold = meta["threshold"] if threshold is None else threshold
+    threshold = meta.threshold if threshold is None else threshold
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "data": str(source),
@@ -51,7 +52,7 @@ def evaluate_checkpoint(
             name: dict(zip(("TP", "FP", "FN", "TN"), map(int, row), strict=True))
             for name, row in zip(labels, confusion_counts(probs, targets, threshold), strict=True)
         },
-        "params": meta.get("params"),
+        "params": meta.params,
     }
     if out_dir is not None and accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,28 +8,21 @@ loss and embedding; the paper's numbers are read from a ``tables.csv`` given by 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepfake_mlc.artifacts import RunFolder, read_checkpoint_meta
+from deepfake_mlc.config import Config, validate
+from deepfake_mlc.errors import InputNotFoundError
 from deepfake_mlc.metrics import METRIC_NAMES
 from deepfake_mlc.metrics.plots import plot_grouped_bars
+from deepfake_mlc.models import model_entry
 
-SUBSETS = {
+PAPER_TABLES = {
     "components": ("seq_comp", "Table II: Seq-Comp-Deepfake"),
     "attributes": ("seq_attr", "Table I: Seq-Attr-Deepfake"),
-}
-PAPER_METHODS = {  # model name -> (category, paper method, embedding)
-    "resnet50": ("direct", "ResNet50", ""),
-    "resnet101": ("direct", "ResNet101", ""),
-    "tresnet_m": ("direct", "TResNetM", ""),
-    "ml_gcn": ("indirect", "ML-GCN", "word"),
-    "iml_gcn_word": ("indirect", "IML-GCN", "word"),
-    "iml_gcn_image": ("indirect", "IML-GCN", "image"),
-    "ml_agcn_word": ("indirect", "ML-AGCN", "word"),
-    "ml_agcn_image": ("indirect", "ML-AGCN", "image"),
 }
 CSV_COLUMNS = ("subset", "category", "method", "loss", "embedding", "source", "params_m", *METRIC_NAMES)
 
@@ -47,28 +40,23 @@ class Result:
 
     @property
     def row(self) -> tuple[str, str, str]:
-        """(category, paper method, embedding); unknown models are their own direct method."""
-        return PAPER_METHODS.get(self.model, ("direct", self.model, ""))
+        """(category, paper method, embedding), as the model registry has them; a model without a paper row
+        is its own method (an unregistered timm name, a direct one)."""
+        entry = model_entry(self.model)
+        if entry is None:
+            return ("direct", self.model, "")
+        return (entry.category, entry.paper.method if entry.paper else entry.name, entry.embedding)
 
 
 def from_run_dirs(run_dirs: Iterable[Path]) -> list[Result]:
-    """Results of finished runs (``checkpoints/best.json``)."""
+    """Results of finished runs: their summary's best metrics and their best checkpoint's config."""
     results = []
-    for run in run_dirs:
-        best = Path(run) / "checkpoints" / "best.json"
-        if not best.is_file():
-            raise FileNotFoundError(f"{run}: no finished run here (missing {best})")
-        meta = json.loads(best.read_text())
-        cfg = meta["config"]
+    for path in run_dirs:
+        run = RunFolder(Path(path))
+        summary, meta = run.read_summary(), read_checkpoint_meta(run.checkpoint())
+        cfg = validate(Config, meta.config, source=str(run.checkpoint()))
         results.append(
-            Result(
-                Path(run).name,
-                cfg["data"]["subset"],
-                cfg["model"]["name"],
-                cfg["loss"]["name"],
-                meta["params"],
-                meta["metrics"],
-            )
+            Result(run.name, cfg.data.subset, cfg.model.name, cfg.loss.name, meta.params or 0, summary.best or {})
         )
     return results
 
@@ -80,7 +68,7 @@ def from_mlflow(uri: str, experiment: str) -> list[Result]:
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise FileNotFoundError(f"no MLflow experiment {experiment!r} at {uri}")
+        raise InputNotFoundError(f"no MLflow experiment {experiment!r} at {uri}")
     results = []
     for run in client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'"):
         metrics, params = run.data.metrics, run.data.params
@@ -107,7 +95,7 @@ def read_paper(path: Path) -> dict[tuple[str, str, str, str], dict[str, Any]]:
 
 def paper_row(paper: Mapping, result: Result) -> Mapping[str, Any] | None:
     """The paper's row for ``result``; rows that do not name a loss match any loss."""
-    subset = SUBSETS[result.subset][0]
+    subset = PAPER_TABLES[result.subset][0]
     _, method, embedding = result.row
     return paper.get((subset, method, embedding, result.loss)) or paper.get((subset, method, embedding, ""))
 
@@ -118,7 +106,7 @@ def write_report(results: list[Result], out: Path, paper_csv: Path | None = None
     paper = read_paper(paper_csv) if paper_csv else {}
     written = []
     rows: list[dict[str, Any]] = []
-    for subset, (_, title) in SUBSETS.items():
+    for subset, (_, title) in PAPER_TABLES.items():
         mine = sorted((r for r in results if r.subset == subset), key=lambda r: (r.row[0] != "direct", r.name))
         if not mine:
             continue

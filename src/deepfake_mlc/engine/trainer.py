@@ -1,18 +1,17 @@
 """The training loop: one plain loop that Accelerate runs on a CPU, one GPU, many GPUs or many machines.
 
 ``accelerate launch train --config X.yaml``, ``deepfake-mlc train --config X.yaml`` and ``python train``
-all end here. Accelerate owns devices, DDP, mixed precision, gradient accumulation and the checkpoint
-state; this module owns what the paper's protocol needs: validation mAP each epoch, best/last
-checkpoints, early stopping, EMA and exact resume.
+all end in :func:`train` (``--resume RUN`` in :func:`resume`). Accelerate owns devices, DDP, mixed
+precision, gradient accumulation and the checkpoint state; :class:`Trainer` owns what the paper's
+protocol needs: validation mAP each epoch, best/last checkpoints, early stopping, EMA and exact resume.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,27 +20,20 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import broadcast_object_list, set_seed
 from timm.utils import ModelEmaV3
 
-from deepfake_mlc.config.loader import ConfigError, dump_yaml, load_config
-from deepfake_mlc.config.schema import Config
+from deepfake_mlc.artifacts import CheckpointMeta, Preprocessing, RunFolder, RunSummary, write_checkpoint
+from deepfake_mlc.config import Config, dump_yaml, load_config
 from deepfake_mlc.data import build_dataset, build_loader, label_stats
-from deepfake_mlc.engine.checkpoint import (
-    PROGRESS_FILE,
-    save_training_state,
-    training_state_dir,
-    write_checkpoint,
-)
-from deepfake_mlc.engine.evaluate import predict, summarize
+from deepfake_mlc.engine.evaluate import predict
 from deepfake_mlc.engine.label_graph import install_label_graph
 from deepfake_mlc.engine.optim import build_optimizer, build_scheduler
 from deepfake_mlc.engine.progress import TrainingDisplay
+from deepfake_mlc.engine.training_state import read_progress, save_training_state, training_state_dir
+from deepfake_mlc.errors import ConfigError, InputNotFoundError, LaunchError, OutputNotWritableError
 from deepfake_mlc.losses import build_loss
+from deepfake_mlc.metrics import summarize
 from deepfake_mlc.metrics.plots import plot_pr_curves
-from deepfake_mlc.models import build_model, count_parameters
+from deepfake_mlc.models import build_model, count_parameters, embedding_tag
 from deepfake_mlc.tracking import RunTracker, flatten
-
-
-class LaunchError(ConfigError):
-    """The processes started are not the distributed job that was asked for."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -69,7 +61,9 @@ class Progress:
     global_step: int = 0  # optimiser steps
     best_map: float = -1.0
     best_epoch: int = -1
+    best_metrics: dict[str, Any] | None = None
     bad_evals: int = 0
+    stopped_by: str | None = None  # "early stopping" or "pruned"; None while every epoch runs
     run_id: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -83,6 +77,21 @@ class TrainResult:
     run_id: str | None
     params: int
     stopped_by: str | None = None  # "early stopping" or "pruned"; None when all epochs ran
+
+
+def train(cfg: Config, cpu: bool = False, show_progress: bool = True, hook: EvalHook | None = None) -> TrainResult:
+    """Train ``cfg`` in a new run folder to the end (or early stop); ``hook`` sees each evaluation."""
+    return Trainer(cfg, cpu, show_progress, hook).fit()
+
+
+def resume(
+    run_dir: str | Path, cpu: bool = False, show_progress: bool = True, hook: EvalHook | None = None
+) -> TrainResult:
+    """Continue a run from its last saved training state, with the run's own config."""
+    run = RunFolder(Path(run_dir).expanduser())
+    if training_state_dir(run) is None:
+        raise InputNotFoundError(f"nothing to resume in {run.path}: no saved training state ({run.state_dir})")
+    return Trainer(load_config(Config, run.config_file), cpu, show_progress, hook, run).fit()
 
 
 def make_accelerator(cfg: Config, cpu: bool) -> Accelerator:
@@ -124,254 +133,276 @@ def run_name(cfg: Config) -> str:
     return f"{cfg.model.name}-{source}-{cfg.loss.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_dir(cfg: Config, accelerator: Accelerator, resume: str | Path | None) -> Path:
-    """The run folder: the one to resume, or a new one (created by the main process, checked writable)."""
-    if resume is not None:
-        return Path(resume)
-    run_dir = cfg.output.dir / run_name(cfg)
-    if accelerator.is_main_process:
-        try:
-            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            probe = run_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            raise PermissionError(f"cannot write the run folder {run_dir} (output.dir): {err.strerror}") from None
-    accelerator.wait_for_everyone()
-    return run_dir
-
-
 def run_tags(cfg: Config) -> dict[str, str]:
     """Tags that let a user filter the paper's table in the MLflow UI."""
-    kind = cfg.model.graph.embedding.kind
     return {
         "subset": cfg.data.subset if cfg.data.format == "seqdeepfake" else "manifest",
         "method": cfg.model.name,
         "loss": cfg.loss.name,
-        "embedding": kind or ("word" if "gcn" in cfg.model.name and "image" not in cfg.model.name else "none"),
+        "embedding": embedding_tag(cfg.model),
     }
 
 
-def train(
-    cfg: Config | None,
-    cpu: bool = False,
-    resume: str | Path | None = None,
-    show_progress: bool = True,
-    hook: EvalHook | None = None,
-) -> TrainResult:
-    """Train ``cfg`` to the end (or early stop); returns the best validation metrics and the run folder.
+class Trainer:
+    """One training run: built from a config (new run) or a run folder (resume), then :meth:`fit`.
 
-    With ``resume`` (a run folder) the run's own saved config is used and training continues from its
-    last saved state; ``cfg`` is then ignored. ``hook`` sees each evaluation and may stop the run.
+    Each method is one step of the protocol: :meth:`train_epoch`, :meth:`evaluate_and_checkpoint`,
+    :meth:`end_epoch`, :meth:`finish`. Everything is built in ``__init__`` before the run folder of a new
+    run is created, so a run that cannot start leaves no folder behind.
     """
-    if resume is not None:
-        resume = Path(resume).expanduser()
-        if training_state_dir(resume) is None:
-            raise FileNotFoundError(f"nothing to resume in {resume}: no saved training state ({resume / 'state'})")
-        cfg = load_config(Config, resume / "config.yaml")
-    assert cfg is not None
-    accelerator = make_accelerator(cfg, cpu)
-    set_seed(cfg.seed)
-    run_dir = prepare_run_dir(cfg, accelerator, resume)
 
-    train_set = build_dataset(cfg.data, "train", seed=cfg.seed)
-    val_set = build_dataset(cfg.data, "val", train=False)
-    labels = train_set.label_names
-    model = build_model(cfg.model, len(labels))
-    params = count_parameters(model)
-    if resume is None:
-        install_label_graph(model, cfg, train_set, label_stats(train_set.targets.numpy(), labels), accelerator)
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg.train)
-    if cfg.train.compile:
-        model = torch.compile(model)
-    train_loader = build_loader(train_set, cfg.data, train=True, seed=cfg.seed)
-    val_loader = build_loader(val_set, cfg.data, train=False)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.grad_accum_steps)
-    scheduler = build_scheduler(optimizer, cfg.train, steps_per_epoch)
-    accelerator.register_for_checkpointing(scheduler)
-    ema = None
-    if cfg.train.ema:
-        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=cfg.train.ema_decay)
-        accelerator.register_for_checkpointing(ema)
-    criterion = build_loss(cfg.loss)
-
-    progress = Progress()
-    if resume is not None:
-        state_dir = training_state_dir(run_dir)
-        accelerator.load_state(str(state_dir))
-        progress = Progress(**json.loads((state_dir / PROGRESS_FILE).read_text()))
-    elif accelerator.is_main_process:
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-
-    tracker = RunTracker(cfg.tracking, cfg.output.dir, active=accelerator.is_main_process)
-    progress.run_id = tracker.start(
-        run_dir.name,
-        flatten(cfg.model_dump(mode="json")),
-        {**run_tags(cfg), "run_dir": str(run_dir)},
-        progress.run_id or (hook.run_id if hook is not None else None),
-    )
-    if resume is None:
-        tracker.log_artifact(run_dir / "config.yaml")
-    meta_base = {
-        "config": cfg.model_dump(mode="json"),
-        "label_names": list(labels),
-        "preprocessing": {
-            "image_size": cfg.data.image_size,
-            "interpolation": cfg.data.interpolation,
-            "mean": list(cfg.data.mean),
-            "std": list(cfg.data.std),
-        },
-        "threshold": cfg.train.threshold,
-        "params": params,
-        "run_id": progress.run_id,  # the MLflow run, so an export can be registered against it
-    }
-    display = TrainingDisplay(enabled=accelerator.is_main_process, bar=show_progress)
-    best_outputs = None
-    stopped_by = None
-    with tracker, display:
-        for epoch in range(progress.epoch, cfg.train.epochs):
-            epoch_start = time.perf_counter()
-            train_set.set_epoch(epoch)
-            train_loader.set_epoch(epoch)
-            batches = train_loader
-            if progress.batches_done:
-                batches = accelerator.skip_first_batches(train_loader, progress.batches_done)
-            model.train()
-            loss_sum = torch.zeros((), device=accelerator.device)
-            seen = 0
-            display.start_epoch(epoch, cfg.train.epochs, len(train_loader), progress.batches_done)
-            for batch in batches:
-                if batch is None:
-                    continue
-                images, targets = batch
-                if cfg.train.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                with accelerator.accumulate(model):
-                    loss = criterion(model(images).float(), targets)
-                    if not torch.isfinite(loss):
-                        raise NonFiniteLossError(
-                            f"loss is {loss.item()} at epoch {epoch + 1}, step {progress.global_step}"
-                        )
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and cfg.train.clip_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    if accelerator.sync_gradients:
-                        scheduler.step()
-                        progress.global_step += 1
-                        if ema is not None:
-                            ema.update(accelerator.unwrap_model(model), step=progress.global_step)
-                loss_sum += loss.detach() * len(targets)
-                seen += len(targets)
-                progress.batches_done += 1
-                display.step(loss.item(), scheduler.get_last_lr()[0], len(targets) * accelerator.num_processes)
-            train_loss = accelerator.reduce(loss_sum, "sum").item() / max(
-                1, accelerator.reduce(torch.tensor(seen, device=accelerator.device), "sum").item()
-            )
-            epoch_seconds = time.perf_counter() - epoch_start
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "train/loss": train_loss,
-                "lr": scheduler.get_last_lr()[0],
-                "epoch_time_s": epoch_seconds,
-                "images_per_s": len(train_set) / epoch_seconds,
-            }
-            last_epoch = epoch + 1 == cfg.train.epochs
-            if (epoch + 1) % cfg.train.eval_every == 0 or last_epoch:
-                candidates = {"model": model} | ({"ema": ema.module} if ema is not None else {})
-                scores, outputs = {}, {}
-                for name, net in candidates.items():
-                    probs, targets = predict(net, val_loader, accelerator)
-                    outputs[name] = (probs, targets)
-                    scores[name] = summarize(probs, targets, labels, cfg.train.threshold, cfg.train.convention)
-                    prefix = "val" if name == "model" else "val_ema"
-                    record.update({f"{prefix}/{k}": v for k, v in scores[name].items()})
-                weights = max(scores, key=lambda n: scores[n]["mAP"])
-                best = scores[weights]
-                meta = {**meta_base, "epoch": epoch + 1, "weights": weights, "metrics": best}
-                net = accelerator.unwrap_model(candidates[weights])
-                if accelerator.is_main_process:
-                    write_checkpoint(run_dir / "checkpoints" / "last", net, meta)
-                if best["mAP"] > progress.best_map:
-                    progress.best_map, progress.best_epoch, progress.bad_evals = best["mAP"], epoch + 1, 0
-                    if accelerator.is_main_process:
-                        write_checkpoint(run_dir / "checkpoints" / "best", net, meta)
-                        best_outputs = outputs[weights]
-                else:
-                    progress.bad_evals += 1
-                patience = cfg.train.early_stopping_patience
-                if patience is not None and progress.bad_evals >= patience:
-                    stopped_by = "early stopping"
-                # the hook hears every epoch; a prune after the last one would save nothing and lose the result
-                if (
-                    hook is not None
-                    and _hook_says_stop(hook, accelerator, epoch + 1, best)
-                    and epoch + 1 < cfg.train.epochs
-                ):
-                    stopped_by = "pruned"
-                display.evaluated(epoch, best, weights)
-            tracker.log_metrics(record, step=epoch + 1)
-            progress.history.append(record)
-            progress.epoch, progress.batches_done = epoch + 1, 0
-            save_training_state(accelerator, run_dir, progress.__dict__)
-            if stopped_by == "early stopping":
-                display.note(
-                    f"early stop: no better validation mAP for {cfg.train.early_stopping_patience} evaluations"
-                )
-                break
-            if stopped_by == "pruned":
-                display.note(f"pruned by the search after epoch {epoch + 1}")
-                break
-        best_meta = (
-            json.loads((run_dir / "checkpoints" / "best.json").read_text()) if accelerator.is_main_process else {}
+    def __init__(
+        self,
+        cfg: Config,
+        cpu: bool = False,
+        show_progress: bool = True,
+        hook: EvalHook | None = None,
+        resume_from: RunFolder | None = None,
+    ) -> None:
+        self.cfg, self.hook = cfg, hook
+        self.accelerator = accelerator = make_accelerator(cfg, cpu)
+        set_seed(cfg.seed)
+        self.train_set = build_dataset(cfg.data, "train", seed=cfg.seed)
+        val_set = build_dataset(cfg.data, "val", train=False)
+        self.labels = self.train_set.label_names
+        model = build_model(cfg.model, len(self.labels))
+        self.params = count_parameters(model)
+        if resume_from is None:
+            stats = label_stats(self.train_set.targets.numpy(), self.labels)
+            install_label_graph(model, cfg, self.train_set, stats, accelerator)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(model, cfg.train)
+        if cfg.train.compile:
+            model = torch.compile(model)
+        train_loader = build_loader(self.train_set, cfg.data, train=True, seed=cfg.seed)
+        val_loader = build_loader(val_set, cfg.data, train=False)
+        self.model, self.optimizer, self.train_loader, self.val_loader = accelerator.prepare(
+            model, optimizer, train_loader, val_loader
         )
-        if accelerator.is_main_process:
-            (run_dir / "metrics.json").write_text(
-                json.dumps(
-                    {"best": best_meta.get("metrics"), "stopped_by": stopped_by, "history": progress.history}, indent=2
-                )
-            )
-            tracker.log_artifact(run_dir / "metrics.json")
-            if cfg.tracking.log_checkpoint:
-                tracker.log_artifact(run_dir / "checkpoints" / "best.safetensors", "checkpoint")
-                tracker.log_artifact(run_dir / "checkpoints" / "best.json", "checkpoint")
-            if best_outputs is not None:
-                curves = plot_pr_curves(
-                    *best_outputs,
-                    labels,
-                    run_dir / "pr_curves.png",
-                    title=f"{run_dir.name}: validation, epoch {progress.best_epoch}",
-                )
-                tracker.log_artifact(curves)
-            tracker.set_tags({"best_epoch": str(progress.best_epoch)})
-            summary = {f"best/{k}": v for k, v in best_meta.get("metrics", {}).items()}
-            tracker.log_metrics({**summary, "best/params": params}, step=progress.best_epoch)
-            display.table(
-                {cfg.model.name: best_meta.get("metrics", {})},
-                f"best validation metrics (epoch {progress.best_epoch}, threshold {cfg.train.threshold})",
-                {cfg.model.name: params},
-                [f"run folder: {run_dir}", f"checkpoint: {run_dir / 'checkpoints' / 'best.safetensors'}"],
-            )
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return TrainResult(
-        run_dir,
-        best_meta.get("metrics", {}),
-        progress.best_epoch,
-        progress.history,
-        progress.run_id,
-        params,
-        stopped_by,
-    )
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.train, math.ceil(len(train_loader) / cfg.train.grad_accum_steps)
+        )
+        accelerator.register_for_checkpointing(self.scheduler)
+        self.ema = None
+        if cfg.train.ema:
+            self.ema = ModelEmaV3(accelerator.unwrap_model(self.model), decay=cfg.train.ema_decay)
+            accelerator.register_for_checkpointing(self.ema)
+        self.criterion = build_loss(cfg.loss)
 
+        self.progress = Progress()
+        if resume_from is not None:
+            self.run = resume_from
+            state_dir = training_state_dir(resume_from)
+            accelerator.load_state(str(state_dir))
+            self.progress = Progress(**read_progress(state_dir))
+        else:
+            self.run = self._create_run_folder()
+        self.tracker = RunTracker(cfg.tracking, cfg.output.dir, active=accelerator.is_main_process)
+        self.progress.run_id = self.tracker.start(
+            self.run.name,
+            flatten(cfg.model_dump(mode="json")),
+            {**run_tags(cfg), "run_dir": str(self.run.path)},
+            self.progress.run_id or (hook.run_id if hook is not None else None),
+        )
+        if resume_from is None:
+            self.tracker.log_artifact(self.run.config_file)
+        self.display = TrainingDisplay(enabled=accelerator.is_main_process, bar=show_progress)
+        self.best_outputs: tuple[torch.Tensor, torch.Tensor] | None = None
 
-def _hook_says_stop(hook: EvalHook, accelerator: Accelerator, epoch: int, metrics: dict[str, Any]) -> bool:
-    """Ask the hook on the main process and give every rank the same answer."""
-    answer = [hook.should_stop(epoch, metrics) if accelerator.is_main_process else False]
-    if accelerator.num_processes > 1:
-        broadcast_object_list(answer, from_process=0)
-    return bool(answer[0])
+    def _create_run_folder(self) -> RunFolder:
+        """A new run folder with the resolved config (made by the main process, checked writable)."""
+        run = RunFolder(self.cfg.output.dir / run_name(self.cfg))
+        if self.accelerator.is_main_process:
+            try:
+                run.checkpoints.mkdir(parents=True, exist_ok=True)
+                run.config_file.write_text(dump_yaml(self.cfg))
+            except OSError as err:
+                raise OutputNotWritableError(
+                    f"cannot write the run folder {run.path} (output.dir): {err.strerror}"
+                ) from None
+        self.accelerator.wait_for_everyone()
+        return run
+
+    def fit(self) -> TrainResult:
+        """Train the remaining epochs, evaluating, checkpointing and saving the state after each."""
+        epochs = self.cfg.train.epochs
+        with self.tracker, self.display:
+            for epoch in range(self.progress.epoch, epochs):
+                if self.progress.stopped_by is not None:
+                    break
+                record = self.train_epoch(epoch)
+                if (epoch + 1) % self.cfg.train.eval_every == 0 or epoch + 1 == epochs:
+                    record.update(self.evaluate_and_checkpoint(epoch))
+                self.end_epoch(record)
+            self.finish()
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        p = self.progress
+        return TrainResult(
+            self.run.path, p.best_metrics or {}, p.best_epoch, p.history, p.run_id, self.params, p.stopped_by
+        )
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training split (the rest of it, when resumed mid-epoch): the epoch's record."""
+        cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
+        start = time.perf_counter()
+        self.train_set.set_epoch(epoch)
+        self.train_loader.set_epoch(epoch)
+        batches = self.train_loader
+        if progress.batches_done:
+            batches = accelerator.skip_first_batches(self.train_loader, progress.batches_done)
+        self.model.train()
+        loss_sum = torch.zeros((), device=accelerator.device)
+        seen = 0
+        self.display.start_epoch(epoch, cfg.train.epochs, len(self.train_loader), progress.batches_done)
+        for batch in batches:
+            if batch is None:  # every image of the batch was unreadable and skipped
+                continue
+            images, targets = batch
+            loss = self.step(images, targets, epoch)
+            loss_sum += loss.detach() * len(targets)
+            seen += len(targets)
+            progress.batches_done += 1
+            self.display.step(loss.item(), self.scheduler.get_last_lr()[0], len(targets) * accelerator.num_processes)
+        seen_total = accelerator.reduce(torch.tensor(seen, device=accelerator.device), "sum").item()
+        seconds = time.perf_counter() - start
+        return {
+            "epoch": epoch + 1,
+            "train/loss": accelerator.reduce(loss_sum, "sum").item() / max(1, seen_total),
+            "lr": self.scheduler.get_last_lr()[0],
+            "epoch_time_s": seconds,
+            "images_per_s": len(self.train_set) / seconds,
+        }
+
+    def step(self, images: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Forward, backward and (at the end of an accumulation) the optimiser, scheduler and EMA steps."""
+        if self.cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        accelerator = self.accelerator
+        with accelerator.accumulate(self.model):
+            loss = self.criterion(self.model(images).float(), targets)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, step {self.progress.global_step}"
+                )
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and self.cfg.train.clip_grad_norm:
+                accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if accelerator.sync_gradients:
+                self.scheduler.step()
+                self.progress.global_step += 1
+                if self.ema is not None:
+                    self.ema.update(accelerator.unwrap_model(self.model), step=self.progress.global_step)
+        return loss
+
+    def evaluate_and_checkpoint(self, epoch: int) -> dict[str, Any]:
+        """Validate the raw (and EMA) weights, keep the better as ``last`` (and ``best`` if it improved).
+
+        Returns the validation figures for the epoch's record; decides early stopping and pruning.
+        """
+        cfg, progress = self.cfg, self.progress
+        candidates = {"model": self.model} | ({"ema": self.ema.module} if self.ema is not None else {})
+        scores, outputs, record = {}, {}, {}
+        for name, net in candidates.items():
+            probs, targets = predict(net, self.val_loader, self.accelerator)
+            outputs[name] = (probs, targets)
+            scores[name] = summarize(probs, targets, self.labels, cfg.train.threshold, cfg.train.convention)
+            prefix = "val" if name == "model" else "val_ema"
+            record.update({f"{prefix}/{k}": v for k, v in scores[name].items()})
+        weights = max(scores, key=lambda n: scores[n]["mAP"])
+        best = scores[weights]
+        net = self.accelerator.unwrap_model(candidates[weights])
+        meta = self._checkpoint_meta(epoch + 1, weights, best)
+        self._save_checkpoint("last", net, meta)
+        if best["mAP"] > progress.best_map:
+            progress.best_map, progress.best_epoch, progress.best_metrics = best["mAP"], epoch + 1, best
+            progress.bad_evals = 0
+            self._save_checkpoint("best", net, meta)
+            self.best_outputs = outputs[weights]
+        else:
+            progress.bad_evals += 1
+        patience = cfg.train.early_stopping_patience
+        if patience is not None and progress.bad_evals >= patience:
+            progress.stopped_by = "early stopping"
+        # the hook hears every epoch; a prune after the last one would save nothing and lose the result
+        if self.hook is not None and self._hook_says_stop(epoch + 1, best) and epoch + 1 < cfg.train.epochs:
+            progress.stopped_by = "pruned"
+        self.display.evaluated(epoch, best, weights)
+        return record
+
+    def _checkpoint_meta(self, epoch: int, weights: str, metrics: dict[str, Any]) -> CheckpointMeta:
+        data = self.cfg.data
+        return CheckpointMeta(
+            config=self.cfg.model_dump(mode="json"),
+            label_names=self.labels,
+            preprocessing=Preprocessing(
+                image_size=data.image_size, interpolation=data.interpolation, mean=data.mean, std=data.std
+            ),
+            threshold=self.cfg.train.threshold,
+            params=self.params,
+            run_id=self.progress.run_id,
+            epoch=epoch,
+            weights=weights,
+            metrics=metrics,
+        )
+
+    def _save_checkpoint(self, which: str, net: torch.nn.Module, meta: CheckpointMeta) -> None:
+        if self.accelerator.is_main_process:
+            write_checkpoint(self.run.checkpoints / which, net.state_dict(), meta)
+
+    def _hook_says_stop(self, epoch: int, metrics: dict[str, Any]) -> bool:
+        """Ask the hook on the main process and give every rank the same answer."""
+        assert self.hook is not None
+        answer = [self.hook.should_stop(epoch, metrics) if self.accelerator.is_main_process else False]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(answer, from_process=0)
+        return bool(answer[0])
+
+    def end_epoch(self, record: dict[str, Any]) -> None:
+        """Log the epoch, save the training state (so a kill from here on loses nothing) and say why it stops."""
+        progress = self.progress
+        self.tracker.log_metrics(record, step=record["epoch"])
+        progress.history.append(record)
+        progress.epoch, progress.batches_done = record["epoch"], 0
+        save_training_state(self.accelerator, self.run, asdict(progress))
+        if progress.stopped_by == "early stopping":
+            self.display.note(
+                f"early stop: no better validation mAP for {self.cfg.train.early_stopping_patience} evaluations"
+            )
+        elif progress.stopped_by == "pruned":
+            self.display.note(f"pruned by the search after epoch {record['epoch']}")
+
+    def finish(self) -> None:
+        """The run's summary, PR curves, MLflow artifacts and the final table (main process)."""
+        if not self.accelerator.is_main_process:
+            return
+        cfg, progress, run, tracker = self.cfg, self.progress, self.run, self.tracker
+        summary = RunSummary(
+            best=progress.best_metrics,
+            best_epoch=progress.best_epoch,
+            stopped_by=progress.stopped_by,
+            history=progress.history,
+        )
+        tracker.log_artifact(run.write_summary(summary))
+        if cfg.tracking.log_checkpoint:
+            tracker.log_artifact(run.checkpoint("best"), "checkpoint")
+            tracker.log_artifact(run.checkpoint("best").with_suffix(".json"), "checkpoint")
+        if self.best_outputs is not None:
+            title = f"{run.name}: validation, epoch {progress.best_epoch}"
+            tracker.log_artifact(
+                plot_pr_curves(*self.best_outputs, self.labels, run.path / "pr_curves.png", title=title)
+            )
+        best = progress.best_metrics or {}
+        tracker.set_tags({"best_epoch": str(progress.best_epoch)})
+        tracker.log_metrics(
+            {**{f"best/{k}": v for k, v in best.items()}, "best/params": self.params}, progress.best_epoch
+        )
+        self.display.table(
+            {cfg.model.name: best},
+            f"best validation metrics (epoch {progress.best_epoch}, threshold {cfg.train.threshold})",
+            {cfg.model.name: self.params},
+            [f"run folder: {run.path}", f"checkpoint: {run.checkpoint('best')}"],
+        )

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from deepfake_mlc.config.schema import ModelConfig
-from deepfake_mlc.errors import WeightsError
+from deepfake_mlc.errors import InputNotFoundError, WeightsError
 
 STATE_DICT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
@@ -40,7 +40,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file or a (timm) checkpoint, ``module.`` prefixes removed."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise InputNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
         state = load_file(path)
     else:

@@ -8,12 +8,11 @@ inputs. Predict, export parity and the serving benchmark all go through it.
 from deepfake_mlc.errors import RuntimeUnavailable
 from deepfake_mlc.runtime.base import Runner, run_batched
 from deepfake_mlc.runtime.data import eval_arrays, eval_batches, load_images
-from deepfake_mlc.runtime.info import ModelInfo, read_model_info
+from deepfake_mlc.runtime.info import read_model_info
 from deepfake_mlc.runtime.runners import RUNTIMES, available_runtimes, open_runner
 
 __all__ = [
     "RUNTIMES",
-    "ModelInfo",
     "Runner",
     "RuntimeUnavailable",
     "available_runtimes",

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from deepfake_mlc.runtime.info import ModelInfo
+from deepfake_mlc.artifacts import ModelInfo
 
 GPU_HINT = "pip install 'deepfake-mlc[gpu]'"
 

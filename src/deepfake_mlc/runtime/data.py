@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from deepfake_mlc.artifacts import ModelInfo
 from deepfake_mlc.config.schema import DataConfig, Split
 from deepfake_mlc.data.labels import SUBSET_LABELS
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import OnCorrupt, evenly_spaced, open_rgb, open_sample
 from deepfake_mlc.data.sources import data_for, read_split
 from deepfake_mlc.errors import DatasetError
-from deepfake_mlc.runtime.info import ModelInfo
 
 
 def preprocessing_config(info: ModelInfo, subset: str | None = None) -> DataConfig:
@@ -36,10 +36,10 @@ def preprocessing_config(info: ModelInfo, subset: str | None = None) -> DataConf
         root=Path("."),
         subset=subset,
         labels=list(info.label_names),
-        image_size=info.image_size,
-        interpolation=info.interpolation,
-        mean=info.mean,
-        std=info.std,
+        image_size=info.preprocessing.image_size,
+        interpolation=info.preprocessing.interpolation,
+        mean=info.preprocessing.mean,
+        std=info.preprocessing.std,
         num_workers=min(4, os.cpu_count() or 1),
     )
 
@@ -89,5 +89,5 @@ def eval_arrays(
 
 def load_images(paths: Sequence[Path], info: ModelInfo) -> np.ndarray:
     """Image files as one ``(N, 3, H, W)`` float32 array in the model's preprocessing."""
-    preprocessing = Preprocessing.of(info)
+    preprocessing = Preprocessing.of(info.preprocessing)
     return np.stack([preprocessing(open_rgb(path)) for path in paths])

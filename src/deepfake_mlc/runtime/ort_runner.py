@@ -14,7 +14,7 @@ import numpy as np
 from deepfake_mlc.errors import CheckpointError, RuntimeUnavailable
 from deepfake_mlc.runtime import cuda
 from deepfake_mlc.runtime.base import GPU_HINT
-from deepfake_mlc.runtime.info import ModelInfo, read_export_metadata
+from deepfake_mlc.runtime.info import read_export_info
 
 PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",
@@ -55,7 +55,7 @@ class OrtRunner:
 
         if runtime not in ort_runtimes():
             raise RuntimeUnavailable(f"{runtime} cannot run here: it needs an NVIDIA GPU and {GPU_HINT}")
-        meta = read_export_metadata(path)
+        self.info = read_export_info(path)
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -67,9 +67,8 @@ class OrtRunner:
             raise RuntimeUnavailable(f"{runtime}: ONNX Runtime fell back to {self._session.get_providers()[0]}")
         self.name = runtime
         self.device = "cpu" if runtime == "ort-cpu" else "cuda:0"
-        precision = str(meta.get("precision", "fp32"))
+        precision = self.info.precision
         self.precision = "tf32" if runtime == "ort-cuda" and precision == "fp32" else precision
-        self.info = ModelInfo.from_metadata(meta)
         self._input = self._session.get_inputs()[0].name
         self._threads = threads
 

@@ -15,7 +15,7 @@ import numpy as np
 from deepfake_mlc.errors import CheckpointError, RuntimeUnavailable
 from deepfake_mlc.runtime import cuda
 from deepfake_mlc.runtime.base import GPU_HINT
-from deepfake_mlc.runtime.info import ModelInfo, read_export_metadata
+from deepfake_mlc.runtime.info import read_export_info
 
 MIN_MAJOR = 10
 UNAVAILABLE = f"TensorRT needs an NVIDIA GPU and the `tensorrt` package ({GPU_HINT})"
@@ -54,9 +54,8 @@ class TensorRTRunner:
 
     def __init__(self, path: Path) -> None:
         trt = import_tensorrt()
-        meta = read_export_metadata(path)
-        self.info = ModelInfo.from_metadata(meta)
-        self.precision = str(meta.get("precision", "fp32"))
+        self.info = read_export_info(path)
+        self.precision = self.info.precision
         self._trt_version = trt.__version__
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepfake_mlc.runtime.info import ModelInfo
+from deepfake_mlc.artifacts import ModelInfo
 
 
 @contextmanager

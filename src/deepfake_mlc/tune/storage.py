@@ -28,7 +28,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 from optuna.trial import TrialState
 
-from deepfake_mlc.config.loader import ConfigError
+from deepfake_mlc.errors import ConfigError
 
 STORAGE_ENV = "OPTUNA_STORAGE"
 JOURNAL_PREFIX = "journal:"

@@ -20,8 +20,9 @@ from typing import Any
 import optuna
 from rich.console import Console
 
-from deepfake_mlc.config.loader import ConfigError, dump_yaml
+from deepfake_mlc.config import dump_yaml
 from deepfake_mlc.config.schema import Config
+from deepfake_mlc.errors import ConfigError
 from deepfake_mlc.tracking import RunTracker, flatten
 from deepfake_mlc.tracking.mlflow_tracker import resolve_tracking_uri
 from deepfake_mlc.tune.report import TuneResult, write_study_report

@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 
+from deepfake_mlc.artifacts import RunFolder, read_checkpoint_meta
 from deepfake_mlc.config.loader import apply_overrides, dump_yaml, validate
 from deepfake_mlc.config.schema import Config
 from deepfake_mlc.engine.trainer import TrainResult
@@ -130,16 +131,16 @@ def _last_error(log_file: Path) -> str:
 
 def _result_from(run_dir: Path) -> TrainResult:
     """A subprocess trial's result, read back from the files every training run writes."""
-    summary = json.loads((run_dir / "metrics.json").read_text())
-    meta = json.loads((run_dir / "checkpoints" / "best.json").read_text())
+    run = RunFolder(run_dir)
+    summary, meta = run.read_summary(), read_checkpoint_meta(run.checkpoint())
     return TrainResult(
         run_dir=run_dir,
-        best_metrics=summary["best"] or {},
-        best_epoch=int(meta.get("epoch", -1)),
-        history=summary["history"],
+        best_metrics=summary.best or {},
+        best_epoch=summary.best_epoch if summary.best_epoch is not None else meta.epoch or -1,
+        history=summary.history,
         run_id=None,
-        params=int(meta["params"]),
-        stopped_by=summary.get("stopped_by"),
+        params=meta.params or 0,
+        stopped_by=summary.stopped_by,
     )
 
 
@@ -166,7 +167,7 @@ def objective_values(result: TrainResult, objectives: list[Objective], device: s
         if objective.metric == "params":
             values.append(float(result.params))
         elif objective.metric == "latency_ms":
-            values.append(model_latency_ms(result.run_dir / "checkpoints" / "best.safetensors", device))
+            values.append(model_latency_ms(RunFolder(result.run_dir).checkpoint(), device))
         else:
             values.append(float(result.best_metrics[objective.metric]))
     return values
@@ -176,11 +177,12 @@ def model_latency_ms(checkpoint: Path, device: str, runs: int = 20) -> float:
     """Median batch-1 forward time of the trained model in PyTorch eager mode (a search objective)."""
     import torch
 
-    from deepfake_mlc.engine.checkpoint import load_checkpoint
+    from deepfake_mlc.models.loading import load_checkpoint
 
-    model, cfg, _ = load_checkpoint(checkpoint)
+    model, _, meta = load_checkpoint(checkpoint)
     model = model.to(device)
-    image = torch.zeros(1, 3, cfg.data.image_size, cfg.data.image_size, device=device)
+    size = meta.preprocessing.image_size
+    image = torch.zeros(1, 3, size, size, device=device)
     times = []
     with torch.inference_mode():
         for i in range(runs + 3):

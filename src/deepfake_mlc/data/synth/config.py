@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from deepfake_mlc.config.loader import StrictModel
+from deepfake_mlc.config.schema import Subset
 from deepfake_mlc.data.labels import SEQUENCE_LENGTH
 
-Subset = Literal["components", "attributes"]
 NonNegative = Annotated[float, Field(ge=0.0)]
 Row = Annotated[list[NonNegative], Field(min_length=SEQUENCE_LENGTH, max_length=SEQUENCE_LENGTH)]
 Matrix = Annotated[list[Row], Field(min_length=SEQUENCE_LENGTH, max_length=SEQUENCE_LENGTH)]

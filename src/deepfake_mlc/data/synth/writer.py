@@ -18,12 +18,13 @@ import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from deepfake_mlc.config.schema import SPLITS
 from deepfake_mlc.data.labels import SUBSET_DIRS, format_step_ids, sequence_folder
 from deepfake_mlc.data.synth.config import SynthConfig
 from deepfake_mlc.data.synth.priors import StepPrior
 from deepfake_mlc.data.synth.sample import render_sample
+from deepfake_mlc.errors import OutputExistsError
 
-SPLITS = ("train", "val", "test")
 SUBSET_IDS = {subset: i for i, subset in enumerate(SUBSET_DIRS)}
 LABEL_STREAM, PIXEL_STREAM = 0, 1
 
@@ -78,7 +79,7 @@ def generate(cfg: SynthConfig, out: str | Path, progress: bool = True) -> SynthS
     for subset in cfg.subsets:
         folder = out / SUBSET_DIRS[subset]
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{folder} already exists and is not empty; delete it or choose another output folder "
                 "(refusing to mix old and new images)"
             )

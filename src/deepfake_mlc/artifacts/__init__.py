@@ -1,0 +1,40 @@
+"""What a run leaves behind, typed: the run folder, checkpoint metadata, model info, atomic file writes.
+
+The one description of these files that every package reads and writes (training writes them; evaluation,
+reports, searches, export, the runtimes and the benchmarks read them), so no package parses another's
+JSON by key. Importing it loads neither torch nor ONNX Runtime: the serving image reads model info too.
+Versioned by ``schema_version``: a file written by an earlier release is upgraded when read, one from a
+newer release is refused with a clear message.
+"""
+
+from deepfake_mlc.artifacts.checkpoint import read_checkpoint, read_checkpoint_meta, write_checkpoint
+from deepfake_mlc.artifacts.files import file_sha256, replace_atomically, write_json_atomically
+from deepfake_mlc.artifacts.model_files import ModelKind, engine_metadata_path, model_kind
+from deepfake_mlc.artifacts.run_folder import RunFolder, RunSummary, resolve_checkpoint
+from deepfake_mlc.artifacts.schema import (
+    SCHEMA_VERSION,
+    CheckpointMeta,
+    ModelInfo,
+    Preprocessing,
+    parse_model_info,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckpointMeta",
+    "ModelInfo",
+    "ModelKind",
+    "Preprocessing",
+    "RunFolder",
+    "RunSummary",
+    "engine_metadata_path",
+    "file_sha256",
+    "model_kind",
+    "parse_model_info",
+    "read_checkpoint",
+    "read_checkpoint_meta",
+    "replace_atomically",
+    "resolve_checkpoint",
+    "write_checkpoint",
+    "write_json_atomically",
+]

@@ -1,0 +1,162 @@
+"""The metadata of checkpoints and exported models, as typed, versioned records.
+
+A checkpoint's metadata (:class:`CheckpointMeta`) is embedded in its safetensors file and mirrored in a
+``.json`` beside it; an exported model's (:class:`ModelInfo`) is in the ONNX model's ``metadata_props``
+or in a TensorRT engine's side file. Both carry ``schema_version``: a reader upgrades what earlier
+releases wrote (:data:`SCHEMA_VERSION` 1: the ``*-v1`` formats of release 0.1.0) and refuses a newer
+version with the way out, instead of misreading fields it does not know. A release that adds a field
+bumps :data:`SCHEMA_VERSION` and teaches :func:`_upgrade` the step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deepfake_mlc.errors import CheckpointError
+
+SCHEMA_VERSION = 2
+CHECKPOINT_FORMAT = "deepfake-mlc/checkpoint"
+MODEL_FORMAT = "deepfake-mlc/model"
+# release 0.1.0 named the version in the format string and had no schema_version
+_VERSION_1_FORMATS = {"deepfake-mlc/checkpoint-v1": CHECKPOINT_FORMAT, "deepfake-mlc/model-v1": MODEL_FORMAT}
+_PREPROCESSING_KEYS = ("image_size", "interpolation", "mean", "std")
+
+
+class Record(BaseModel):
+    """Immutable, strict: a misspelt field is a bug caught when the record is made, not a silent default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class Preprocessing(Record):
+    """How images become model inputs: resized square to ``image_size``, then ``(x / 255 - mean) / std``."""
+
+    image_size: int
+    interpolation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class CheckpointMeta(Record):
+    """What a checkpoint holds besides its weights: enough to rebuild, evaluate, export and cite the model.
+
+    ``config`` is the resolved run config as JSON (validated into a ``Config`` by whoever builds the
+    model); ``metrics`` are the validation metrics of the saved ``weights`` (raw or EMA) at ``epoch``.
+    """
+
+    format: Literal["deepfake-mlc/checkpoint"] = CHECKPOINT_FORMAT
+    schema_version: int = SCHEMA_VERSION
+    config: dict[str, Any]
+    label_names: tuple[str, ...]
+    preprocessing: Preprocessing
+    threshold: float
+    thresholds: tuple[float, ...] | None = None
+    params: int | None = None
+    run_id: str | None = None  # the MLflow run, so an export can be registered against it
+    epoch: int | None = None
+    weights: Literal["model", "ema"] | None = None
+    metrics: dict[str, Any] | None = None
+
+    @property
+    def model_name(self) -> str:
+        return str(self.config["model"]["name"])
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str) -> CheckpointMeta:
+        return _parse(cls, data, source, CHECKPOINT_FORMAT, "a deepfake-mlc checkpoint")
+
+
+class ModelInfo(Record):
+    """Labels, preprocessing and decision thresholds of a model file, and the checkpoint it comes from.
+
+    ``thresholds`` (one per label, tuned on validation data) replace ``threshold`` when present;
+    ``source`` and ``sha256`` identify the training checkpoint, so two files can be told to hold the same
+    model; ``precision`` is the arithmetic the file was exported in.
+    """
+
+    format: Literal["deepfake-mlc/model"] = MODEL_FORMAT
+    schema_version: int = SCHEMA_VERSION
+    label_names: tuple[str, ...]
+    preprocessing: Preprocessing
+    threshold: float
+    thresholds: tuple[float, ...] | None = None
+    source: str
+    sha256: str | None = None
+    model: str | None = None
+    run_id: str | None = None
+    precision: str = "fp32"
+    deepfake_mlc: str | None = None  # the release that wrote the file
+    opset: int | None = None  # ONNX opset of the exported graph
+    quantization: dict[str, Any] | None = None  # int8: scheme, per_channel, calibration_images
+    tensorrt: str | None = None  # engines: the TensorRT version that built it
+    batch_profile: dict[str, int] | None = None  # engines: min/opt/max batch of the optimisation profile
+
+    def decision_thresholds(self) -> tuple[float, ...]:
+        """The threshold of each label: the tuned ones, else the model's single threshold."""
+        return self.thresholds if self.thresholds is not None else (self.threshold,) * len(self.label_names)
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str, meta: CheckpointMeta, sha256: str | None) -> ModelInfo:
+        """The info of a checkpoint file (``checkpoint`` is its path) from its metadata."""
+        return cls(
+            label_names=meta.label_names,
+            preprocessing=meta.preprocessing,
+            threshold=meta.threshold,
+            thresholds=meta.thresholds,
+            source=checkpoint,
+            sha256=sha256,
+            model=meta.model_name,
+            run_id=meta.run_id,
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str) -> ModelInfo:
+        return _parse(cls, data, source, MODEL_FORMAT, "deepfake-mlc model metadata")
+
+
+def parse_model_info(text: str | None, source: str, what: str) -> ModelInfo:
+    """The :class:`ModelInfo` stored as JSON ``text`` in ``source`` (``what`` names the container, for errors)."""
+    import json
+
+    if text is None:
+        raise CheckpointError(f"{source}: {what} without deepfake-mlc metadata (export it with deepfake-mlc export)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{source}: unreadable deepfake-mlc metadata ({err})") from None
+    return ModelInfo.from_json(data, source)
+
+
+def _parse(cls: type[Record], data: dict[str, Any], source: str, fmt: str, what: str) -> Any:
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: not {what} (metadata is not a JSON object)")
+    data = _upgrade(dict(data), source, fmt, what)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise CheckpointError(f"{source}: damaged {what}: '{key}': {first['msg']}") from None
+
+
+def _upgrade(data: dict[str, Any], source: str, fmt: str, what: str) -> dict[str, Any]:
+    """Bring metadata of any known schema version to :data:`SCHEMA_VERSION`, one step at a time."""
+    found = data.get("format")
+    if found in _VERSION_1_FORMATS:
+        data["format"], data["schema_version"] = _VERSION_1_FORMATS[found], 1
+    if data.get("format") != fmt:
+        raise CheckpointError(f"{source}: not {what} (format {found!r}, expected {fmt!r})")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{source}: damaged {what}: schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise CheckpointError(
+            f"{source}: written by a newer deepfake-mlc (schema version {version}; this release reads up to "
+            f"{SCHEMA_VERSION}): upgrade deepfake-mlc to read it"
+        )
+    if version == 1 and fmt == MODEL_FORMAT:  # 0.1.0 wrote the preprocessing keys at the top level
+        data["preprocessing"] = {key: data.pop(key) for key in _PREPROCESSING_KEYS if key in data}
+    data["schema_version"] = SCHEMA_VERSION
+    return data
