@@ -7,9 +7,6 @@ from torch import nn
 from deepfake_mlc.config.schema import LossConfig
 from deepfake_mlc.losses.asymmetric import AsymmetricLoss
 
-LOSS_NAMES = ("bce", "multilabel_soft_margin", "asl")
-
-
 def build_loss(cfg: LossConfig) -> nn.Module:
     """The loss module of ``cfg`` (all take logits ``[n, C]`` and 0/1 targets)."""
     if cfg.name == "asl":
@@ -19,4 +16,4 @@ def build_loss(cfg: LossConfig) -> nn.Module:
     return nn.MultiLabelSoftMarginLoss(reduction=cfg.reduction or "mean")
 
 
-__all__ = ["LOSS_NAMES", "AsymmetricLoss", "build_loss"]
+__all__ = ["AsymmetricLoss", "build_loss"]

@@ -1,6 +1,6 @@
 """Hyperparameter search: Optuna studies over any config keys, every trial an MLflow child run."""
 
-from deepfake_mlc.tune.report import TuneResult
+from deepfake_mlc.tune.study_report import TuneResult
 from deepfake_mlc.tune.space import SearchConfig, load_search
 from deepfake_mlc.tune.study import TuneOptions, run_study
 
