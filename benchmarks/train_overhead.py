@@ -1,12 +1,14 @@
 """Throughput of deepfake-mlc's training loop against a bare PyTorch loop on the same model and data.
 
 Both loops train the same model (same config, data, loader, optimizer and loss) for the same epochs
-in one process, alternating (bare, ours, bare, ours, ... for ``--rounds``) so that machine drift hits
-both; the first epoch of each run is a warm-up. The loop's own cost
+in one process, alternating for ``--rounds`` (bare first in even rounds, ours first in odd ones) so that
+machine drift and warm caches hit both; the first epoch of each run is a warm-up. Each round gives one
+overhead figure; the median over rounds and their spread (min..max) are reported, since single runs on
+a shared VM vary by several percent. The loop's own cost
 (Accelerate, progress display, seeded augmentation, per-epoch state saving and MLflow logging) is
 the difference in training images/s. Run after ``deepfake-mlc data synth --out data/synth``:
 
-    python benchmarks/train_overhead.py --config configs/quickstart.yaml --epochs 3
+    python benchmarks/train_overhead.py --config configs/quickstart.yaml --rounds 5
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def bare_loop(cfg: Config) -> list[float]:
             optimizer.step()
             seen += len(targets)
         speeds.append(len(dataset) / (time.perf_counter() - start))
-    return speeds
+    return speeds[1:]
 
 
 def main() -> None:
@@ -55,7 +57,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop (the first is a warm-up)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each loop")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each loop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(
@@ -65,26 +67,38 @@ def main() -> None:
         )
         threads = cfg.train.num_threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
-        bare_speeds, our_speeds = [], []
+        bare_speeds, our_speeds, overheads = [], [], []
         for round_ in range(args.rounds):
-            bare_speeds += bare_loop(cfg)[1:]
             run = cfg.model_copy(update={"output": cfg.output.model_copy(update={"name": f"round{round_}"})})
-            our_speeds += [
-                h["images_per_s"]
-                for h in train(run, cpu=not torch.cuda.is_available(), show_progress=False).history[1:]
-            ]
-            AcceleratorState._reset_state(True)
-        bare, ours = statistics.median(bare_speeds), statistics.median(our_speeds)
+            loops = [lambda: bare_loop(cfg), lambda run=run: our_loop(run)]
+            first, second = (loop() for loop in (loops if round_ % 2 == 0 else loops[::-1]))
+            bare, ours = (first, second) if round_ % 2 == 0 else (second, first)
+            bare_speeds += bare
+            our_speeds += ours
+            overheads.append(100 * (1 - statistics.median(ours) / statistics.median(bare)))
+            print(
+                f"round {round_ + 1}: bare {statistics.median(bare):.1f}, ours {statistics.median(ours):.1f} "
+                f"images/s, overhead {overheads[-1]:+.1f} %",
+                flush=True,
+            )
     print(
-        f"bare PyTorch loop: {bare:.1f} images/s | deepfake-mlc loop: {ours:.1f} images/s | "
-        f"overhead {100 * (bare - ours) / bare:+.1f} %"
+        f"bare PyTorch loop: {statistics.median(bare_speeds):.1f} images/s | deepfake-mlc loop: "
+        f"{statistics.median(our_speeds):.1f} images/s | overhead: median {statistics.median(overheads):+.1f} % "
+        f"over {args.rounds} rounds, spread {min(overheads):+.1f} .. {max(overheads):+.1f} %"
     )
     print(
         f"model {cfg.model.name}, {cfg.data.image_size} px, batch {cfg.data.batch_size}, "
-        f"{cfg.data.num_workers} workers, {threads} threads, median of {len(bare_speeds)} epochs per loop "
-        f"({args.rounds} rounds of {args.epochs} epochs, the first of each dropped) | {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {Path(args.config).name}"
+        f"{cfg.data.num_workers} workers, {threads} threads, {args.rounds} rounds of {args.epochs} epochs per loop, "
+        f"the first of each dropped | {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{Path(args.config).name}"
     )
+
+
+def our_loop(cfg: Config) -> list[float]:
+    """Images/s of each epoch but the first of deepfake-mlc's loop (as its history records them)."""
+    history = train(cfg, cpu=not torch.cuda.is_available(), show_progress=False).history
+    AcceleratorState._reset_state(True)
+    return [h["images_per_s"] for h in history[1:]]
 
 
 if __name__ == "__main__":

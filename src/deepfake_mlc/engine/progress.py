@@ -68,9 +68,11 @@ class TrainingDisplay:
         )
         self._loss, self._images, self._start = 0.0, 0, time.perf_counter()
 
-    def step(self, loss: float, lr: float, images: int) -> None:
+    def step(self, loss: Any, lr: float, images: int) -> None:
+        """One batch done; ``loss`` (a tensor) is read only when a bar shows it: ``.item()`` waits for a GPU."""
         if self._bar.disable:
             return
+        loss = float(loss)
         self._loss = loss if self._images == 0 else 0.9 * self._loss + 0.1 * loss
         self._images += images
         speed = self._images / max(time.perf_counter() - self._start, 1e-9)

@@ -264,7 +264,7 @@ class Trainer:
             loss_sum += loss.detach() * len(targets)
             seen += len(targets)
             progress.batches_done += 1
-            self.display.step(loss.item(), self.scheduler.get_last_lr()[0], len(targets) * accelerator.num_processes)
+            self.display.step(loss.detach(), self.scheduler.get_last_lr()[0], len(targets) * accelerator.num_processes)
         seen_total = accelerator.reduce(torch.tensor(seen, device=accelerator.device), "sum").item()
         seconds = time.perf_counter() - start
         return {
