@@ -1,7 +1,7 @@
 """What keeping the image-reading convolution in float is worth for an INT8 model: mAP and speed.
 
 Exports the run's checkpoint to ONNX, quantises it twice on the same calibration images (first
-convolution in float, as ``deepfake-mlc export --format onnx-int8`` does, and quantised too) and
+convolution in float, by the writer ``deepfake-mlc export --format onnx-int8`` uses, and quantised too) and
 evaluates fp32 and both int8 models on the test split with ONNX Runtime on the CPU. Run after training
 the quick-start model:
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_mlc.export import CALIBRATION_IMAGES, export_onnx
+from deepfake_mlc.export import CALIBRATION_IMAGES, export_onnx, write_export
 from deepfake_mlc.export.quantize import quantize_int8
 from deepfake_mlc.metrics import multilabel_metrics
 from deepfake_mlc.runtime import eval_arrays, open_runner, read_model_info, run_batched
@@ -37,7 +37,9 @@ def main() -> None:
         fp32 = export_onnx(args.model, Path(tmp) / "fp32.onnx")
         models = {
             "fp32": fp32,
-            "int8, image conv in float (default)": quantize_int8(fp32, calibration, Path(tmp) / "float.onnx"),
+            "int8, image conv in float (default)": write_export(
+                fp32, Path(tmp) / "float.onnx", "onnx-int8", "int8", calibration
+            ),
             "int8, image conv quantised": quantize_int8(
                 fp32, calibration, Path(tmp) / "all.onnx", quantize_image_conv=True
             ),

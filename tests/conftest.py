@@ -19,7 +19,7 @@ import torch
 from accelerate.state import AcceleratorState
 from PIL import Image
 
-from deepfake_mlc.artifacts import CheckpointMeta, Preprocessing, write_checkpoint
+from deepfake_mlc.artifacts import CheckpointMeta, ModelInfo, Preprocessing, write_checkpoint
 from deepfake_mlc.config import Config, DataConfig
 from deepfake_mlc.config.schema import ModelConfig
 from deepfake_mlc.data.labels import SUBSET_DIRS, SUBSET_LABELS, format_step_ids, sequence_folder
@@ -150,6 +150,15 @@ def write_run(run_dir: Path, data_root: Path, name: str = "test_resnet") -> Path
     )
     write_checkpoint(run_dir / "checkpoints" / "best", model.state_dict(), meta)
     return run_dir
+
+
+MODEL_IDENTITY = {"label_names", "preprocessing", "threshold", "thresholds", "source", "sha256", "model", "run_id"}
+
+
+def same_model(*infos: ModelInfo) -> bool:
+    """The infos describe one model (labels, preprocessing, decisions, source checkpoint), whatever its file format."""
+    first = infos[0].model_dump(include=MODEL_IDENTITY)
+    return all(info.model_dump(include=MODEL_IDENTITY) == first for info in infos[1:])
 
 
 def launch_ddp(function: Callable[..., None], args: tuple, num_processes: int = 2) -> None:

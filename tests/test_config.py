@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepfake_mlc.config import Config, ConfigError, apply_overrides, dump_yaml, load_config
+from deepfake_mlc.config import Config, apply_overrides, dump_yaml, load_config
+from deepfake_mlc.errors import ConfigError
 from deepfake_mlc.models import build_model, embedding_tag, list_models, model_entry
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -12,15 +12,18 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conftest import LABELS, SEQUENCES, write_run, write_split
+from conftest import LABELS, SEQUENCES, same_model, write_run, write_split
+from deepfake_mlc.artifacts import engine_graph_path, export_name
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, DataConfig, dump_yaml
 from deepfake_mlc.data import SUBSET_LABELS
-from deepfake_mlc.engine.checkpoint import load_checkpoint
-from deepfake_mlc.export import export_onnx
+from deepfake_mlc.export import export_onnx, write_export
 from deepfake_mlc.export.pipeline import ExportRequest, run_export
 from deepfake_mlc.export.thresholds import best_f1_thresholds
+from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, Bound
+from deepfake_mlc.models.loading import load_checkpoint
 from deepfake_mlc.runtime import open_runner, read_model_info
+from deepfake_mlc.runtime.info import read_onnx_info
 from deepfake_mlc.runtime.tensorrt_runner import tensorrt_available
 from deepfake_mlc.tracking.mlflow_tracker import RunTracker
 
@@ -51,12 +54,16 @@ def tiny_onnx(families: dict[str, tuple[Path, Path]]) -> Path:
     return families["test_resnet"][1]
 
 
+def copy_instead_of_exporting(monkeypatch: pytest.MonkeyPatch, onnx_path: Path) -> None:
+    """Exports copy ``onnx_path``, the session's fp32 export, instead of exporting again (covered above)."""
+    monkeypatch.setattr(
+        "deepfake_mlc.export.files.export_onnx", lambda checkpoint, out, *_: shutil.copy(onnx_path, out)
+    )
+
+
 @pytest.fixture
 def reuse_export(tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The export command copies the session's fp32 export instead of exporting again (covered above)."""
-    from deepfake_mlc.export import pipeline
-
-    monkeypatch.setattr(pipeline, "export_onnx", lambda checkpoint, out, *args: shutil.copy(tiny_onnx, out))
+    copy_instead_of_exporting(monkeypatch, tiny_onnx)
 
 
 def export_args(run: Path, *options: str) -> list[str]:
@@ -77,7 +84,9 @@ def test_onnx_of_every_family_gives_pytorch_probabilities(name: str, families: d
         (probs,) = session.run(None, {"image": images.numpy()})
         with torch.no_grad():
             np.testing.assert_allclose(probs, torch.sigmoid(torch_model(images)).numpy(), atol=1e-4, rtol=0)
-    assert read_model_info(path) == read_model_info(run)  # labels, preprocessing, threshold, source and hash
+    exported, trained = read_model_info(path), read_model_info(run)  # labels, preprocessing, threshold, source, hash
+    assert same_model(exported, trained) and exported.precision == "fp32"
+    assert exported.opset >= 18 and exported.deepfake_mlc is not None
 
 
 def test_fp16_export_command_passes_parity_and_stores_tuned_thresholds(
@@ -86,7 +95,7 @@ def test_fp16_export_command_passes_parity_and_stores_tuned_thresholds(
     out = tmp_path / "fp16.onnx"
     assert main(export_args(tiny_run, "--precision", "fp16", "--out", str(out), "--tune-thresholds")) == 0
     printed = capsys.readouterr().out
-    assert "max |Δp|" in printed and "tolerance 1e-02" in printed and "per-label thresholds" in printed
+    assert f"max |Δp| ≤ {MAX_ABS_DIFF['fp16']:g}: pass" in printed and "per-label thresholds" in printed
     info = read_model_info(out)
     assert info.thresholds is not None and len(info.thresholds) == len(LABELS)
     assert all(0.0 <= t <= 1.0 for t in info.thresholds)
@@ -102,14 +111,14 @@ def test_int8_export_reports_its_map_change(tiny_run: Path, tmp_path: Path) -> N
     )
     result = run_export(request)
     parity = result.parity
-    assert parity.precision == "int8" and parity.tolerance is None and parity.failure() is None
-    assert np.isfinite(parity.map_drop) and np.isfinite(parity.map_reference)
+    assert parity.precision == "int8" and parity.bound == Bound("int8", 100) and parity.failure() is None
+    assert parity.map_delta is not None and np.isfinite(parity.map_delta) and np.isfinite(parity.max_abs_diff)
     graph = onnx.load(str(result.path)).graph
     assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
     # the image itself is not re-quantised: the first convolution reads it in float (faint traces survive)
     image_readers = [node for node in graph.node if graph.input[0].name in node.input]
     assert [node.op_type for node in image_readers] == ["Conv"]
-    assert read_model_info(result.path) == read_model_info(tiny_run)
+    assert same_model(read_model_info(result.path), read_model_info(tiny_run))
 
 
 def test_quantizing_the_image_conv_too_is_only_on_request(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -133,7 +142,15 @@ def test_parity_failure_exits_non_zero_with_a_clear_message(
     monkeypatch.setattr(pipeline, "reference_probabilities", lambda *args: real(*args) + 0.01)  # a perturbed model
     assert main(export_args(tiny_run, "--out", str(tmp_path / "m.onnx"))) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: parity failed: max |Δp| 1.00e-02 > tolerance 1e-04 on 8 images with ort-cpu (fp32)")
+    assert error.startswith(
+        "error: parity failed: ort-cpu (fp32) against pytorch (fp32) on 8 images: max |Δp| 1.00e-02 > 0.0001; "
+    )
+    assert main(export_args(tiny_run, "--out", str(tmp_path / "m.onnx"), "--tolerance", "0.02")) == 0
+
+
+def test_int8_is_held_to_its_map_drop_not_to_a_tolerance(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(export_args(tiny_run, "--format", "onnx-int8", "--tolerance", "0.1")) == 2
+    assert capsys.readouterr().err == "error: int8 is judged by its mAP drop: give --max-map-drop, not --tolerance\n"
 
 
 def test_data_with_other_labels_is_a_one_line_error(
@@ -176,6 +193,31 @@ def test_f1_thresholds_reach_the_brute_force_optimum() -> None:
     assert best_f1_thresholds(scores, np.array([[1], [1], [0], [0]]), 0.5)[0] == pytest.approx(0.55)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_an_engine_is_built_from_a_graph_of_its_precision_kept_beside_it(
+    precision: str, tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What TensorRT is handed, on any machine: its build is replaced by a note of the arguments."""
+    from deepfake_mlc.export import tensorrt
+
+    built: list[tuple[Path, ...]] = []
+    monkeypatch.setattr(tensorrt, "build_engine", lambda graph, path, cache: built.append((graph, path, cache)) or path)
+    engine = tmp_path / export_name(tiny_onnx, "tensorrt", precision)
+    calibration = (
+        np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32) if precision == "int8" else None
+    )
+    assert (
+        write_export(tiny_onnx, engine, "tensorrt", precision, calibration)
+        == engine
+        == tmp_path / f"model-{precision}.engine"
+    )
+    graph = engine_graph_path(engine)
+    assert built == [(graph, engine, tmp_path / "tensorrt.timing-cache")]
+    assert read_onnx_info(graph).precision == precision
+    nodes = onnx.load(str(graph)).graph.node
+    assert ({"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in nodes}) is (precision == "int8")
+
+
 NO_TENSORRT = not (torch.cuda.is_available() and tensorrt_available())
 
 
@@ -196,6 +238,9 @@ def test_tensorrt_engine_matches_pytorch(precision: str, tiny_run: Path, tmp_pat
     )
     result = run_export(request)
     assert result.parity.failure() is None and result.parity.runtime == "tensorrt"
+    graph = engine_graph_path(engine)  # what the engine was built from, kept beside it
+    assert result.files == (engine, tmp_path / f"{engine.name}.json", graph) and graph.is_file()
+    assert same_model(read_model_info(graph), read_model_info(engine), read_model_info(tiny_run))
     assert (tmp_path / "tensorrt.timing-cache").stat().st_size > 0
     runner = open_runner(engine, "tensorrt")
     assert runner.precision == precision and runner(np.zeros((3, 3, 32, 32), np.float32)).shape == (3, len(LABELS))

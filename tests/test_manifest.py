@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_image
-from deepfake_mlc.data import DatasetError, ManifestDataset
+from deepfake_mlc.data import ManifestDataset
+from deepfake_mlc.errors import DatasetError
 
 LABELS = ["splice", "inpaint", "faceswap", "relight", "retouch", "upscale", "reenact"]
 

@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import random_graph
+from deepfake_mlc.artifacts import ModelInfo, Preprocessing
 from deepfake_mlc.cli import main
-from deepfake_mlc.config import ConfigError
 from deepfake_mlc.config.schema import EmbeddingConfig, GraphConfig, ModelConfig
+from deepfake_mlc.errors import ConfigError, WeightsError
 from deepfake_mlc.export.onnx import DEFAULT_OPSET, export_model
 from deepfake_mlc.models import (
     GraphClassifier,
-    WeightsError,
     build_model,
     count_parameters,
     embedding_tag,
@@ -99,7 +99,13 @@ def test_forward_and_backward_on_a_tiny_input(name: str) -> None:
 def _export_and_run(model: torch.nn.Module, path: Path, size: int) -> None:
     """Export with the shipped exporter (graph heads folded, sigmoid in the graph); ORT equals eager PyTorch."""
     model.eval()
-    export_model(model, size, path, {}, DEFAULT_OPSET)
+    info = ModelInfo(
+        label_names=tuple(f"label{i}" for i in range(5)),
+        preprocessing=Preprocessing(image_size=size, interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3),
+        threshold=0.5,
+        source="in memory",
+    )
+    export_model(model, path, info, DEFAULT_OPSET)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 3, size, size)
     for batch in (1, 3):  # a dynamic batch axis

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_mlc.config import Config, ConfigError, DataConfig, load_config
+from deepfake_mlc.config import Config, DataConfig, load_config
 from deepfake_mlc.data import SeqDeepFake, build_dataset, build_loader, build_transform, label_stats
+from deepfake_mlc.errors import ConfigError
 
 
 def test_eval_transform_resizes_and_normalises() -> None:

@@ -14,16 +14,19 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode, v2
 
 from conftest import LABELS, SEQUENCES, run_without, write_split
+from deepfake_mlc.artifacts import engine_metadata_path, export_name
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import DataConfig
-from deepfake_mlc.data import DatasetError, build_transform
-from deepfake_mlc.data.manifest import read_manifest
+from deepfake_mlc.data import build_transform
+from deepfake_mlc.data.annotations import read_manifest
 from deepfake_mlc.data.preprocess import Preprocessing
-from deepfake_mlc.engine.checkpoint import CheckpointError, load_checkpoint
-from deepfake_mlc.export import RuntimeUnavailable
+from deepfake_mlc.errors import CheckpointError, DatasetError, RuntimeUnavailable
 from deepfake_mlc.export.onnx import save_model
+from deepfake_mlc.export.quantize import quantize_int8
+from deepfake_mlc.models.loading import load_checkpoint
 from deepfake_mlc.runtime import available_runtimes, eval_arrays, load_images, open_runner, read_model_info
-from deepfake_mlc.runtime.info import read_onnx_metadata
+from deepfake_mlc.runtime.info import read_onnx_info
+from deepfake_mlc.runtime.runners import open_reference
 from test_docker import missing_from_serving_image
 from test_export import family_files
 
@@ -91,7 +94,9 @@ def test_tuned_thresholds_decide_and_the_override_wins(
     _, onnx_path = model_files
     tuned = [0.0, 1.0, 0.5, 0.5, 0.5]  # nose always fires, eye never
     model = save_model(
-        onnx.load(str(onnx_path)), tmp_path / "tuned.onnx", {**read_onnx_metadata(onnx_path), "thresholds": tuned}
+        onnx.load(str(onnx_path)),
+        tmp_path / "tuned.onnx",
+        read_onnx_info(onnx_path).model_copy(update={"thresholds": tuned}),
     )
     assert predict(model, image_folder(data_root), tmp_path / "tuned.json") == 0
     report = json.loads((tmp_path / "tuned.json").read_text())
@@ -154,12 +159,77 @@ def test_runtime_interface(model_files: tuple[Path, Path], data_root: Path, tmp_
         eval_arrays(tmp_path, info, "test", subset="attributes")
 
 
+def test_check_holds_the_runtime_to_the_gate_against_the_reference(
+    model_files: tuple[Path, Path],
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run, onnx_path = model_files
+    images = image_folder(data_root)
+    assert predict(onnx_path, images, tmp_path / "p.json", "--check", "3") == 0
+    check = json.loads((tmp_path / "p.json").read_text())["check"]
+    assert (check["runtime"], check["reference_runtime"], check["images"]) == ("ort-cpu", "ort-cpu", 3)
+    assert check["bound"] == {"precision": "fp32", "limit": 1e-4} and check["max_abs_diff"] <= 1e-4
+    assert predict(run, images, tmp_path / "p.json", "--runtime", "pytorch", "--check", "2") == 0
+    check = json.loads((tmp_path / "p.json").read_text())["check"]
+    assert (check["reference_runtime"], check["reference_precision"], check["max_abs_diff"]) == ("pytorch", "fp32", 0)
+
+    class Drifting:
+        """The runtime picked, off by 0.01: a broken provider, a wrong precision."""
+
+        def __init__(self, runner: object) -> None:
+            self.runner = runner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.runner, name)
+
+        def __call__(self, images: np.ndarray) -> np.ndarray:
+            return self.runner(images) + np.float32(0.01)
+
+    opened = open_runner
+    monkeypatch.setattr("deepfake_mlc.runtime.open_runner", lambda *args, **kwargs: Drifting(opened(*args, **kwargs)))
+    assert predict(onnx_path, images, tmp_path / "drift.json", "--check", "2") == 2
+    assert capsys.readouterr().err == (
+        "error: --check failed: ort-cpu (fp32) against ort-cpu (fp32) on 2 images: max |Δp| 1.00e-02 > 0.0001\n"
+    )
+    assert not (tmp_path / "drift.json").exists()
+
+
+def test_check_cannot_vouch_for_int8_without_labels(
+    model_files: tuple[Path, Path], data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, onnx_path = model_files
+    calibration = eval_arrays(data_root, read_model_info(onnx_path), "train", limit=8)[0]
+    int8 = quantize_int8(onnx_path, calibration, tmp_path / "model-int8.onnx")
+    assert main(["predict", str(image_folder(data_root)), "--model", str(int8), "--check", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --check failed: ort-cpu (int8) against ort-cpu (int8) on 2 images: int8 is judged by its mAP drop, "
+        "which needs labelled images (export, serve-bench)\n"
+    )
+
+
+def test_an_engine_is_checked_against_the_onnx_model_it_was_built_from(
+    model_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, onnx_path = model_files
+    engine = tmp_path / export_name(onnx_path, "tensorrt", "fp32")
+    engine.write_bytes(b"")
+    engine_metadata_path(engine).write_text("{}")
+    with pytest.raises(RuntimeUnavailable, match=r"model-fp32\.onnx is missing"):
+        open_reference(engine)
+    (tmp_path / "model-fp32.onnx").write_bytes(onnx_path.read_bytes())
+    reference = open_reference(engine)
+    assert (reference.name, reference.precision, reference.device) == ("ort-cpu", "fp32", "cpu")
+
+
 def test_predict_on_onnx_runs_without_the_training_dependencies(
     model_files: tuple[Path, Path], data_root: Path, tmp_path: Path
 ) -> None:
     """The serving image's predict: the same JSON with torch, timm, onnx, safetensors, ... not importable."""
     _, onnx_path = model_files
-    argv = ["predict", str(image_folder(data_root)), "--model", str(onnx_path), "--threads", "1"]
+    argv = ["predict", str(image_folder(data_root)), "--model", str(onnx_path), "--threads", "1", "--check", "2"]
     assert main([*argv, "--out", str(tmp_path / "full.json")]) == 0
     code = f"""
         from deepfake_mlc.cli.main import main

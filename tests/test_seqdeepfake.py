@@ -10,8 +10,9 @@ import torch
 
 from conftest import SEQUENCES, write_split
 from deepfake_mlc.config import DataConfig
-from deepfake_mlc.data import CorruptImageError, DatasetError, SeqDeepFake, build_dataset, build_loader
+from deepfake_mlc.data import SeqDeepFake, build_dataset, build_loader
 from deepfake_mlc.data.labels import LabelError, multi_hot, parse_step_ids
+from deepfake_mlc.errors import CorruptImageError, DatasetError
 
 
 def test_targets_are_order_free_multi_hot(seq_root: Path) -> None:

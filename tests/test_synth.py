@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_mlc.config import ConfigError, load_config
+from deepfake_mlc.config import load_config
 from deepfake_mlc.data import SeqDeepFake
 from deepfake_mlc.data.labels import SUBSET_DIRS, parse_step_ids, sequence_folder, steps_of
 from deepfake_mlc.data.synth import StepPrior, SynthConfig, generate, render_sample
 from deepfake_mlc.data.synth.writer import PIXEL_STREAM, image_seed, plan
+from deepfake_mlc.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synth"
 

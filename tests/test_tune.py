@@ -20,8 +20,9 @@ from optuna.trial import TrialState
 
 from conftest import REPO, launch_ddp, tiny_overrides
 from deepfake_mlc.cli import main
-from deepfake_mlc.config import Config, ConfigError, load_config
+from deepfake_mlc.config import Config, load_config
 from deepfake_mlc.engine import TrainResult, train
+from deepfake_mlc.errors import ConfigError
 from deepfake_mlc.tune import TuneOptions, load_search, run_study
 from deepfake_mlc.tune import study as study_module
 from deepfake_mlc.tune.storage import SKIPPED_ATTR, WORKER_ATTR, fail_orphaned_trials, open_storage, trials_counted

@@ -9,7 +9,17 @@ newer release is refused with a clear message.
 
 from deepfake_mlc.artifacts.checkpoint import read_checkpoint, read_checkpoint_meta, write_checkpoint
 from deepfake_mlc.artifacts.files import file_sha256, replace_atomically, write_json_atomically
-from deepfake_mlc.artifacts.model_files import ModelKind, engine_metadata_path, model_kind
+from deepfake_mlc.artifacts.model_files import (
+    PRECISIONS,
+    SUFFIXES,
+    Format,
+    ModelKind,
+    engine_graph_path,
+    engine_metadata_path,
+    export_name,
+    export_precision,
+    model_kind,
+)
 from deepfake_mlc.artifacts.run_folder import RunFolder, RunSummary, resolve_checkpoint
 from deepfake_mlc.artifacts.schema import (
     SCHEMA_VERSION,
@@ -20,14 +30,20 @@ from deepfake_mlc.artifacts.schema import (
 )
 
 __all__ = [
+    "PRECISIONS",
     "SCHEMA_VERSION",
+    "SUFFIXES",
     "CheckpointMeta",
+    "Format",
     "ModelInfo",
     "ModelKind",
     "Preprocessing",
     "RunFolder",
     "RunSummary",
+    "engine_graph_path",
     "engine_metadata_path",
+    "export_name",
+    "export_precision",
     "file_sha256",
     "model_kind",
     "parse_model_info",

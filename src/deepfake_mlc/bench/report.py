@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepfake_mlc.metrics import METRIC_NAMES
+from deepfake_mlc.metrics.parity import Tolerances
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -49,7 +50,7 @@ def summary_table(result: Mapping[str, Any]) -> Cells:
                 " / ".join(f"{latency[f'p{q}_ms']:.2f}" for q in (50, 90, 99)),
                 str(latency["samples"]),
                 f"{row['best_images_per_s']:.1f} ({row['best_batch_size']})",
-                "FAIL" if row["failures"] else "pass",
+                f"{'FAIL' if row['failures'] else 'pass'} ({row['gate']})",
             ]
         )
     return header, rows
@@ -97,7 +98,6 @@ def _setup_lines(result: Mapping[str, Any]) -> list[str]:
     on = {True: "on", False: "off", None: "n/a (no torch)"}
     gpu_text = f"{gpu['name']}, TF32 matmul {on[gpu['tf32_matmul']]}, cuDNN {on[gpu['tf32_cudnn']]}" if gpu else "none"
     per_trial = f"≥ {settings['min_time']:g} s of calls" if settings["min_time"] else f"{settings['iters']} calls"
-    tolerances = settings["tolerances"]
     reference = result["reference"]
     return [
         f"- model: `{model['path']}` ({len(model['label_names'])} labels: {', '.join(model['label_names'])}; "
@@ -113,8 +113,8 @@ def _setup_lines(result: Mapping[str, Any]) -> list[str]:
         "trials interleaved across runtimes; percentiles over all timed calls of all trials (samples column)",
         "- reference: "
         + (f"{reference['name']} {reference['precision']} on {reference['device']}" if reference else "none ran")
-        + f"; tolerances: max |Δp| ≤ {tolerances['fp32']:g} (fp32), ≤ {tolerances['fp16']:g} (tf32/fp16), "
-        f"mAP drop ≤ {tolerances['max_map_drop']:g} points",
+        + f"; quality gate, each runtime held to the looser of its and the reference's bound: "
+        f"{Tolerances(**settings['tolerances'])}",
     ]
 
 

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepfake_mlc.bench.accuracy import Tolerances, compare
+from deepfake_mlc.bench.accuracy import accuracy_columns
 from deepfake_mlc.bench.artifacts import TARGETS, Artifacts
 from deepfake_mlc.bench.machine import load_average, machine_info
 from deepfake_mlc.bench.timing import LatencyStats, TimingPlan, speed_summary, time_trial
 from deepfake_mlc.export import CALIBRATION_IMAGES
+from deepfake_mlc.metrics.parity import Tolerances, check_parity
 
 if TYPE_CHECKING:
-    from deepfake_mlc.runtime import ModelInfo, Runner
+    from deepfake_mlc.artifacts import ModelInfo
+    from deepfake_mlc.runtime import Runner
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class Candidate:
 
 def open_candidates(model: Path, data: Path, out: Path, info: ModelInfo, settings: BenchSettings) -> list[Candidate]:
     """Export what each requested runtime reads and open it; unavailable runtimes keep their reason."""
-    from deepfake_mlc.runtime import RuntimeUnavailable, eval_arrays, open_runner
+    from deepfake_mlc.errors import RuntimeUnavailable
+    from deepfake_mlc.runtime import eval_arrays, open_runner
 
     def calibration() -> np.ndarray:
         return eval_arrays(data, info, "train", limit=settings.calibration_images, subset=settings.subset)[0]
@@ -64,7 +67,7 @@ def open_candidates(model: Path, data: Path, out: Path, info: ModelInfo, setting
         target = TARGETS[name]
         candidate = Candidate(name, target.runtime)
         try:
-            candidate.file = artifacts.path(target.artifact)
+            candidate.file = artifacts.path(target)
             candidate.runner = open_runner(candidate.file, target.runtime, threads=settings.threads)
         except RuntimeUnavailable as why:
             candidate.reason = str(why)
@@ -119,7 +122,11 @@ def measure(
     settings: BenchSettings,
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """One result row per candidate: accuracy and parity with the reference (the PyTorch row), then timings."""
+    """One result row per candidate: accuracy and parity with the reference (the PyTorch row), then timings.
+
+    Parity is judged by the quality gate (``settings.tolerances``), each runtime against the reference's
+    arithmetic as well as its own (a TF32 reference cannot vouch for fp32 to fp32's bound).
+    """
     skipped = [
         {"name": c.name, "runtime": c.runtime, "status": "failed" if c.failed else "skipped", "reason": c.reason}
         for c in candidates
@@ -135,6 +142,17 @@ def measure(
         if c.runner is None:
             rows.append(skip)
             continue
+        parity = check_parity(
+            probs[c.name],
+            probs[reference.name],
+            threshold,
+            runtime=c.name,
+            precision=c.runner.precision,
+            reference_runtime=reference.name,
+            reference_precision=reference.runner.precision,
+            targets=targets,
+            tolerances=settings.tolerances,
+        )
         row = {
             "name": c.name,
             "runtime": c.runtime,
@@ -144,11 +162,10 @@ def measure(
             "device": c.runner.device,
             "file": str(c.file),
             "size_mb": c.file.stat().st_size / 1e6,
-            **compare(probs[c.name], probs[reference.name], targets, info.label_names, threshold),
+            **accuracy_columns(parity, probs[c.name], targets, info.label_names, threshold),
             **speed_summary(speeds[c.name]),
             "details": c.runner.details(),
         }
-        row["failures"] = settings.tolerances.failures(c.name, c.runner.precision, reference.runner.precision, row)
         rows.append(row)
     return rows
 

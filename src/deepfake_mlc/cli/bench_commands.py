@@ -6,9 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from deepfake_mlc.artifacts import export_name
 from deepfake_mlc.bench.artifacts import TARGETS
 from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
+from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, MAX_MAP_DROP, Tolerances
+
+EXPORTS = dict.fromkeys(
+    export_name(Path("STEM"), t.format, t.precision) for t in TARGETS.values() if t.format != "checkpoint"
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -17,7 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="benchmark a model in every runtime available here: accuracy vs PyTorch, latency, throughput",
         description="For each runtime (PyTorch eager and compiled, ONNX Runtime fp32/int8/CUDA/TensorRT, TensorRT): "
         "accuracy on the evaluation set against PyTorch fp32, latency p50/p90/p99 and throughput per batch size. "
-        "Writes serve_bench.{md,json,png} to --out; exit status 1 when a parity tolerance fails. "
+        "Writes serve_bench.{md,json,png} to --out; exit status 1 when a runtime fails the quality gate export "
+        "applies too (--tolerance-*, --max-map-drop; each runtime is held to the looser of its and the reference's "
+        "bound). "
         "Example: python serve_bench --model runs/RUN --data data/synth --runtimes pytorch ort-cpu ort-cpu-int8",
     )
     bench.add_argument("--model", type=Path, required=True, help="run folder, .safetensors, .onnx or TensorRT engine")
@@ -52,16 +60,32 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"training images that calibrate the int8 model (default: {CALIBRATION_IMAGES})",
     )
     bench.add_argument("--out", type=Path, default=Path("runs/serve_bench"), help="exports and reports folder")
-    bench.add_argument("--tolerance-fp32", type=float, default=1e-4, help="max |Δp| of fp32 runtimes")
-    bench.add_argument("--tolerance-fp16", type=float, default=1e-2, help="max |Δp| of tf32/fp16 runtimes")
-    bench.add_argument("--max-map-drop", type=float, default=1.0, help="largest mAP drop, in points, of any runtime")
-    bench.add_argument("--no-export", action="store_true", help="do not export; use the exports already in --out")
+    for precision, bound in MAX_ABS_DIFF.items():
+        bench.add_argument(
+            f"--tolerance-{precision}",
+            type=float,
+            default=bound,
+            metavar="P",
+            help=f"max |Δp| of {precision} runtimes (default: %(default)g)",
+        )
+    bench.add_argument(
+        "--max-map-drop",
+        type=float,
+        default=MAX_MAP_DROP,
+        metavar="POINTS",
+        help="largest mAP drop of int8 runtimes, in points (default: %(default)g)",
+    )
+    bench.add_argument(
+        "--no-export",
+        action="store_true",
+        help="do not export; use the exports an earlier run left in --out, named as export names them "
+        f"({', '.join(EXPORTS)}; STEM: the checkpoint's)",
+    )
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_serve_bench)
 
 
 def run_serve_bench(args: argparse.Namespace) -> int:
-    from deepfake_mlc.bench.accuracy import Tolerances
     from deepfake_mlc.bench.report import print_report, write_report
     from deepfake_mlc.bench.serve_bench import BenchSettings, serve_bench
     from deepfake_mlc.bench.timing import TimingPlan
@@ -75,7 +99,7 @@ def run_serve_bench(args: argparse.Namespace) -> int:
         subset=args.subset,
         limit_images=args.limit_images,
         calibration_images=args.calibration_images,
-        tolerances=Tolerances(args.tolerance_fp32, args.tolerance_fp16, args.max_map_drop),
+        tolerances=Tolerances({p: getattr(args, f"tolerance_{p}") for p in MAX_ABS_DIFF}, args.max_map_drop),
         export=not args.no_export,
     )
     result = serve_bench(args.model, args.data, args.out, settings, show_progress=not args.no_progress)

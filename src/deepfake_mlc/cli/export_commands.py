@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepfake_mlc.artifacts import PRECISIONS, export_name
 from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
+from deepfake_mlc.metrics.parity import MAX_MAP_DROP, Parity, Tolerances
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -32,17 +34,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         "export",
         help="export a checkpoint to ONNX, ONNX INT8 or a TensorRT engine, checked against PyTorch",
         description="Export, then run the exported model on real test images and compare it with PyTorch: "
-        "exit status 2 when the probabilities differ beyond the tolerance (int8: when mAP drops too much).",
+        "exit status 2 when it fails the quality gate, the one serve-bench and predict --check apply "
+        "(max |Δp| for float precisions, the mAP drop for int8).",
     )
     export.add_argument("checkpoint", type=Path, help="run folder or .safetensors checkpoint")
-    export.add_argument("--format", choices=["onnx", "onnx-int8", "tensorrt"], default="onnx")
+    export.add_argument("--format", choices=list(PRECISIONS), default="onnx")
     export.add_argument(
         "--precision",
-        choices=["fp32", "fp16", "int8"],
-        help="onnx: fp32 (default) or fp16; onnx-int8: int8; tensorrt: fp16 (default), fp32 or int8",
+        choices=list(dict.fromkeys(p for precisions in PRECISIONS.values() for p in precisions)),
+        help="; ".join(f"{f}: {', '.join(p)}" for f, p in PRECISIONS.items()) + " (the first is the default)",
     )
     export.add_argument(
-        "--out", type=Path, metavar="FILE", help="output file (default: beside the checkpoint, NAME-PRECISION.onnx)"
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help=f"output file (default: beside the checkpoint, e.g. {export_name(Path('best'), 'onnx', 'fp32')})",
     )
     export.add_argument(
         "--data",
@@ -51,8 +57,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="Seq-DeepFake root, manifest .csv or run config .yaml (default: the checkpoint's)",
     )
     export.add_argument("--parity-images", type=positive(), metavar="N", help="test images compared (256)")
-    export.add_argument("--tolerance", type=float, metavar="P", help="max |Δp| allowed (default: fp32 1e-4, fp16 1e-2)")
-    export.add_argument("--max-map-drop", type=float, metavar="POINTS", help="int8: mAP points it may lose (1.0)")
+    export.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="P",
+        help=f"max |Δp| allowed, whatever the precision (default: the quality gate's: {Tolerances()})",
+    )
+    export.add_argument(
+        "--max-map-drop", type=float, metavar="POINTS", help=f"int8: mAP points it may lose ({MAX_MAP_DROP:g})"
+    )
     export.add_argument(
         "--calibration-images", type=positive(), metavar="N", help=f"int8: training images ({CALIBRATION_IMAGES})"
     )
@@ -82,13 +95,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("--batch-size", type=positive(), default=32, metavar="N")
     predict.add_argument("--threads", type=positive(), metavar="N", help="CPU threads of the runtime")
+    predict.add_argument(
+        "--check",
+        type=positive(),
+        metavar="N",
+        help="first run the first N images in the reference runtime too (IEEE float32 on the CPU) and stop unless "
+        "the runtime passes the quality gate export applies; the JSON output records the check",
+    )
     predict.set_defaults(func=run_predict_command)
 
 
 def run_export_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from deepfake_mlc.export import ExportError
+    from deepfake_mlc.errors import ExportError
     from deepfake_mlc.export.pipeline import ExportRequest, run_export
 
     options = {
@@ -125,15 +145,15 @@ def _export_table(result: ExportResult) -> Table:
     from rich.table import Table
 
     parity = result.parity
-    limit = f" (tolerance {parity.tolerance:.0e})" if parity.tolerance is not None else ""
-    drop = f", allowed drop {parity.max_map_drop:.2f}" if parity.max_map_drop is not None else ""
     rows = {
         "file": "\n".join(map(str, result.files)),  # the model first, then what travels with it
         "size": f"{result.path.stat().st_size / 1e6:.1f} MB",
         "precision": result.precision,
-        "parity": f"{parity.images} test images on {parity.runtime} against PyTorch fp32",
-        "max |Δp|": f"{parity.max_abs_diff:.1e}{limit}",
-        "mAP": f"{parity.map_reference:.2f} (PyTorch) -> {parity.map_exported:.2f} ({-parity.map_drop:+.2f}{drop})",
+        "parity": parity.where,
+        "max |Δp|": f"{parity.max_abs_diff:.1e}",
+        "mAP": f"{parity.map_reference:.2f} (PyTorch) -> {parity.map:.2f} ({parity.map_delta:+.2f})",
+        "same labels": f"{parity.identical_label_sets:.1f} % of images",
+        "gate": f"{parity.bound}: {'FAIL' if parity.failure() else 'pass'}",
         "time": f"{result.seconds:.1f} s",
     }
     table = Table(title="export", title_justify="left", show_header=False)
@@ -147,8 +167,9 @@ def _export_table(result: ExportResult) -> Table:
 def run_predict_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from deepfake_mlc.errors import ExportError
     from deepfake_mlc.runtime import available_runtimes, open_runner
-    from deepfake_mlc.runtime.predict import collect_images, predict_files, write_predictions
+    from deepfake_mlc.runtime.predict import check_runtime, collect_images, predict_files, write_predictions
 
     images = collect_images(args.images)
     # none available only for an engine on a machine without TensorRT: opening it then says why
@@ -156,12 +177,26 @@ def run_predict_command(args: argparse.Namespace) -> int:
     runner = open_runner(args.model, runtime, threads=args.threads)
     labels = runner.info.label_names
     thresholds = (args.threshold,) * len(labels) if args.threshold is not None else runner.info.decision_thresholds()
+    check = None
+    if args.check is not None:
+        check = check_runtime(runner, args.model, images[: args.check], thresholds, args.threads)
+        failure = check.failure()
+        if failure is not None:
+            raise ExportError(f"--check failed: {failure}")
+        Console().print(_check_line(check), highlight=False)
     predictions = predict_files(runner, images, thresholds, args.batch_size)
     Console().print(_predict_table(predictions, runner, thresholds))
     if args.out is not None:
-        write_predictions(args.out, predictions, runner, args.model, thresholds)
+        write_predictions(args.out, predictions, runner, args.model, thresholds, check)
         Console().print(f"written: {args.out}")
     return 0
+
+
+def _check_line(check: Parity) -> str:
+    return (
+        f"check passed: {check.where}: max |Δp| {check.max_abs_diff:.1e} ({check.bound}), "
+        f"same labels on {check.identical_label_sets:.1f} % of images"
+    )
 
 
 def _predict_table(predictions: list[Prediction], runner: Runner, thresholds: tuple[float, ...]) -> Table:

@@ -1,20 +1,22 @@
-"""File-to-file exports: a checkpoint to ONNX, an ONNX model to a TensorRT engine.
+"""Writing exports: a checkpoint, or its exported fp32 ONNX model, as the file of a format and precision.
 
-What the export command and the serving benchmark both call; neither checks parity (the command does
-that itself, the benchmark measures it).
+:func:`write_export` is the one place a precision turns into a file; export and serve-bench both call it.
+Neither checks parity here (export does it next, serve-bench measures it).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from deepfake_mlc import __version__
-from deepfake_mlc.engine.checkpoint import load_checkpoint, resolve_checkpoint
-from deepfake_mlc.export import ExportError
+from deepfake_mlc.artifacts import Format, engine_graph_path, export_precision, model_kind
+from deepfake_mlc.errors import ExportError
 from deepfake_mlc.export.onnx import DEFAULT_OPSET, convert_fp16, export_model
+from deepfake_mlc.models.loading import load_checkpoint
 from deepfake_mlc.runtime.info import checkpoint_info
 
 TIMING_CACHE = "tensorrt.timing-cache"
@@ -27,37 +29,68 @@ def export_onnx(
 
     ``thresholds`` (per label) replace the checkpoint's own in the metadata.
     """
-    checkpoint = resolve_checkpoint(checkpoint)
-    model, cfg, meta = load_checkpoint(checkpoint)
-    info = checkpoint_info(checkpoint, meta)
+    model = load_checkpoint(checkpoint)[0]
+    info = checkpoint_info(checkpoint).model_copy(update={"deepfake_mlc": __version__})
     if thresholds is not None:
-        info = replace(info, thresholds=thresholds)
-    metadata = info.to_metadata(model=cfg.model.name, run_id=meta.get("run_id"), deepfake_mlc=__version__)
-    return export_model(model, info.image_size, out, metadata, opset)
+        info = info.model_copy(update={"thresholds": thresholds})
+    return export_model(model, out, info, opset)
 
 
-def build_tensorrt_engine(
-    onnx_path: Path, out: Path, precision: str = "fp16", calibration: np.ndarray | None = None
+def write_export(
+    source: Path,
+    out: Path,
+    format: Format,
+    precision: str,
+    calibration: np.ndarray | None = None,
+    *,
+    per_channel: bool = False,
+    opset: int = DEFAULT_OPSET,
+    thresholds: tuple[float, ...] | None = None,
 ) -> Path:
-    """A TensorRT engine of ``precision`` from an exported fp32 ONNX model.
+    """Write ``source`` (a checkpoint, or an exported fp32 ONNX model) to ``out`` as ``format`` in ``precision``.
 
-    The precision lives in the graph TensorRT builds from: fp16 is a float16 copy, int8 a symmetric Q/DQ
-    copy calibrated on ``calibration`` (training images); that ONNX model is kept as ``out`` with the
-    suffix ``.onnx``. The timing cache is shared by every engine built in ``out``'s folder.
+    A checkpoint is exported to fp32 ONNX first (``opset``; ``thresholds`` replace its own in the metadata),
+    into a temporary folder unless that is the file asked for. int8 needs ``calibration``, training images
+    in the model's preprocessing: ``onnx-int8`` is ONNX Runtime's CPU scheme (``per_channel`` weights on
+    request), with the first convolution kept in float.
+    """
+    export_precision(format, precision)
+    if precision == "int8" and calibration is None:
+        raise ExportError("an int8 export needs calibration images")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if model_kind(source) == "checkpoint":
+        if (format, precision) == ("onnx", "fp32"):
+            return export_onnx(source, out, opset, thresholds)
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = export_onnx(source, Path(tmp) / "fp32.onnx", opset, thresholds)
+            return write_export(fp32, out, format, precision, calibration, per_channel=per_channel)
+    if format == "tensorrt":
+        return _tensorrt_engine(source, out, precision, calibration)
+    if precision == "int8":
+        from deepfake_mlc.export.quantize import quantize_int8
+
+        return quantize_int8(source, calibration, out, "cpu", per_channel)
+    if precision == "fp16":
+        return convert_fp16(source, out)
+    raise ExportError(f"{source} is an fp32 ONNX model already: there is nothing to convert")
+
+
+def _tensorrt_engine(fp32_path: Path, out: Path, precision: str, calibration: np.ndarray | None) -> Path:
+    """A TensorRT engine of ``precision`` built from the fp32 ONNX model at ``fp32_path``.
+
+    The precision lives in the graph TensorRT builds from (strongly typed): fp16 is a float16 copy, int8 a
+    symmetric Q/DQ copy with per-channel weights, as TensorRT requires. That graph is kept beside the engine
+    (:func:`~deepfake_mlc.artifacts.engine_graph_path`); the timing cache is shared by the engines of the folder.
     """
     from deepfake_mlc.export.tensorrt import build_engine
 
-    typed = out.with_suffix(".onnx")
-    if precision == "fp32":
-        typed = onnx_path
-    elif precision == "fp16":
-        convert_fp16(onnx_path, typed)
+    graph = engine_graph_path(out)
+    if precision == "fp16":
+        convert_fp16(fp32_path, graph)
     elif precision == "int8":
         from deepfake_mlc.export.quantize import quantize_int8
 
-        if calibration is None:
-            raise ExportError("an int8 TensorRT engine needs calibration images")
-        quantize_int8(onnx_path, calibration, typed, scheme="tensorrt", per_channel=True)
-    else:
-        raise ExportError(f"TensorRT precision must be fp32, fp16 or int8, not {precision!r}")
-    return build_engine(typed, out, out.parent / TIMING_CACHE)
+        quantize_int8(fp32_path, calibration, graph, scheme="tensorrt", per_channel=True)
+    elif graph.resolve() != fp32_path.resolve():
+        shutil.copyfile(fp32_path, graph)
+    return build_engine(graph, out, out.parent / TIMING_CACHE)

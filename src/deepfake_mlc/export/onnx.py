@@ -8,7 +8,6 @@ obtained is checked, not assumed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +18,9 @@ import onnx
 import torch
 from torch import nn
 
-from deepfake_mlc.engine.checkpoint import replace_atomically
-from deepfake_mlc.export import ExportError
-from deepfake_mlc.runtime.info import METADATA_KEY, read_onnx_metadata
+from deepfake_mlc.artifacts import ModelInfo, replace_atomically
+from deepfake_mlc.errors import ExportError
+from deepfake_mlc.runtime.info import METADATA_KEY, read_onnx_info
 
 DEFAULT_OPSET = 18
 MAX_BATCH = 4096
@@ -57,13 +56,13 @@ def opset_of(model: onnx.ModelProto) -> int:
     return next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
 
 
-def save_model(model: onnx.ModelProto, path: Path, metadata: dict[str, Any]) -> Path:
-    """Embed ``metadata``, check the graph (``onnx.checker``, full) and write one file atomically.
+def save_model(model: onnx.ModelProto, path: Path, info: ModelInfo) -> Path:
+    """Embed ``info``, check the graph (``onnx.checker``, full) and write one file atomically.
 
     Weights stay inside the file (no ``.onnx.data`` side file), so the file alone is the model.
     """
     props = {prop.key: prop.value for prop in model.metadata_props}
-    onnx.helper.set_model_props(model, {**props, METADATA_KEY: json.dumps(metadata)})
+    onnx.helper.set_model_props(model, {**props, METADATA_KEY: info.model_dump_json()})
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as err:
@@ -73,8 +72,9 @@ def save_model(model: onnx.ModelProto, path: Path, metadata: dict[str, Any]) -> 
     return path
 
 
-def export_model(model: nn.Module, image_size: int, path: Path, metadata: dict[str, Any], opset: int) -> Path:
-    """Export ``model`` (fp32, dynamic batch axis) to ``path`` with ``metadata`` embedded."""
+def export_model(model: nn.Module, path: Path, info: ModelInfo, opset: int) -> Path:
+    """Export ``model`` (fp32, dynamic batch axis) to ``path`` with ``info`` embedded."""
+    image_size = info.preprocessing.image_size
     wrapped = ProbabilityModel(model).eval()
     example = torch.randn(2, 3, image_size, image_size)
     with _quiet_exporter():
@@ -91,12 +91,12 @@ def export_model(model: nn.Module, image_size: int, path: Path, metadata: dict[s
     proto = program.model_proto
     if opset_of(proto) != opset:
         raise ExportError(f"asked for opset {opset}, torch's exporter produced {opset_of(proto)} (it emits >= 18)")
-    return save_model(proto, path, {**metadata, "precision": "fp32", "opset": opset})
+    return save_model(proto, path, info.model_copy(update={"precision": "fp32", "opset": opset}))
 
 
 def save_variant(model: onnx.ModelProto, source: Path, path: Path, precision: str, **details: Any) -> Path:
     """Save a model derived from the exported fp32 ``source``, with its metadata and the new precision."""
-    return save_model(model, path, {**read_onnx_metadata(source), "precision": precision, **details})
+    return save_model(model, path, read_onnx_info(source).model_copy(update={"precision": precision, **details}))
 
 
 def convert_fp16(fp32_path: Path, path: Path) -> Path:

@@ -1,36 +1,42 @@
 """``deepfake-mlc export``: checkpoint -> ONNX (fp32, fp16), ONNX INT8 or TensorRT engine, then parity.
 
-Every export is run on real evaluation images and compared with PyTorch before it counts; an export
-that does not match is reported as a failure (the file stays for inspection) and is not registered.
+Every export is run on real evaluation images and compared with PyTorch in IEEE float32 before it
+counts, judged by the quality gate (:mod:`deepfake_mlc.metrics.parity`, the one serve-bench and predict
+use); an export that fails it is reported as a failure (the file stays for inspection) and is not
+registered.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+import numpy as np
 from rich.console import Console
 
+from deepfake_mlc.artifacts import (
+    SUFFIXES,
+    Format,
+    engine_graph_path,
+    engine_metadata_path,
+    export_name,
+    export_precision,
+    model_kind,
+    resolve_checkpoint,
+)
 from deepfake_mlc.config.schema import Config
-from deepfake_mlc.engine.checkpoint import load_checkpoint, resolve_checkpoint
-from deepfake_mlc.export import CALIBRATION_IMAGES, ExportError
-from deepfake_mlc.export.files import build_tensorrt_engine, export_onnx
-from deepfake_mlc.export.onnx import DEFAULT_OPSET, convert_fp16
-from deepfake_mlc.export.parity import DEFAULT_MAX_MAP_DROP, ParityReport, check_parity, reference_probabilities
+from deepfake_mlc.errors import ExportError
+from deepfake_mlc.export import CALIBRATION_IMAGES
+from deepfake_mlc.export.files import write_export
+from deepfake_mlc.export.onnx import DEFAULT_OPSET
+from deepfake_mlc.export.parity import REFERENCE_PRECISION, REFERENCE_RUNTIME, reference_probabilities
 from deepfake_mlc.export.thresholds import tune_thresholds
-from deepfake_mlc.runtime import available_runtimes, eval_arrays, open_runner
-from deepfake_mlc.runtime.info import checkpoint_info, engine_metadata_path, model_kind
+from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, MAX_MAP_DROP, Parity, Tolerances, check_parity
+from deepfake_mlc.models.loading import load_checkpoint
+from deepfake_mlc.runtime import available_runtimes, eval_arrays, open_runner, run_batched
+from deepfake_mlc.runtime.info import checkpoint_info
 from deepfake_mlc.runtime.tensorrt_runner import import_tensorrt
-
-Format = Literal["onnx", "onnx-int8", "tensorrt"]
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "onnx": ("fp32", "fp16"),
-    "onnx-int8": ("int8",),
-    "tensorrt": ("fp16", "fp32", "int8"),
-}
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,11 @@ class ExportRequest:
     checkpoint: Path
     format: Format = "onnx"
     precision: str | None = None  # the format's first precision
-    out: Path | None = None  # CHECKPOINT_DIR/<stem>-<precision>.onnx|.engine
+    out: Path | None = None  # beside the checkpoint, named by export_name
     data: Path | None = None  # the checkpoint's run config, else its Seq-DeepFake root
     parity_images: int = 256
-    tolerance: float | None = None
-    max_map_drop: float = DEFAULT_MAX_MAP_DROP
+    tolerance: float | None = None  # max |Δp|, whatever the precision; the gate's by default
+    max_map_drop: float = MAX_MAP_DROP
     calibration_images: int = CALIBRATION_IMAGES
     per_channel: bool = False
     opset: int = DEFAULT_OPSET
@@ -57,7 +63,7 @@ class ExportResult:
     path: Path
     files: tuple[Path, ...]
     precision: str
-    parity: ParityReport
+    parity: Parity
     seconds: float
     thresholds: tuple[float, ...] | None
     registered: str | None
@@ -81,47 +87,61 @@ def _parity_runtime(path: Path, precision: str) -> str:
     return "ort-cuda" if precision == "fp16" and "ort-cuda" in runtimes else "ort-cpu"
 
 
+def _tolerances(request: ExportRequest, precision: str) -> Tolerances:
+    """The gate's table with the command's overrides: ``--tolerance`` bounds max |Δp| whatever the arithmetic."""
+    if request.tolerance is None:
+        return Tolerances(max_map_drop=request.max_map_drop)
+    if precision == "int8":
+        raise ExportError("int8 is judged by its mAP drop: give --max-map-drop, not --tolerance")
+    return Tolerances(dict.fromkeys(MAX_ABS_DIFF, request.tolerance), request.max_map_drop)
+
+
 def run_export(request: ExportRequest, console: Console | None = None) -> ExportResult:
     """Export, check parity, register if asked and parity holds; the caller decides what a failure means."""
     console = console or Console(stderr=True)
-    precision = request.precision or PRECISIONS[request.format][0]
-    if precision not in PRECISIONS[request.format]:
-        raise ExportError(f"--format {request.format} takes --precision {'|'.join(PRECISIONS[request.format])}")
+    precision = export_precision(request.format, request.precision)
+    tolerances = _tolerances(request, precision)
     if request.format == "tensorrt":
         import_tensorrt()  # no GPU or no package: say so before any work
     start = time.perf_counter()
     checkpoint = resolve_checkpoint(request.checkpoint)
     model, cfg, meta = load_checkpoint(checkpoint)
-    info = checkpoint_info(checkpoint, meta)
+    info = checkpoint_info(checkpoint)
     source = request.data or default_data(checkpoint, cfg)
     images, targets = eval_arrays(source, info, "test", request.parity_images)  # bad data fails before exporting
     if request.tune_thresholds:
-        info = replace(info, thresholds=tune_thresholds(model, info, source))
-    suffix = ".engine" if request.format == "tensorrt" else ".onnx"
-    path = request.out or checkpoint.with_name(f"{checkpoint.stem}-{precision}{suffix}")
-    if (path.suffix == ".onnx") != (suffix == ".onnx"):
-        raise ExportError(f"--out {path}: --format {request.format} writes a {suffix} file")
+        info = info.model_copy(update={"thresholds": tune_thresholds(model, info, source)})
+    path = request.out or checkpoint.with_name(export_name(checkpoint, request.format, precision))
+    if path.suffix != SUFFIXES[request.format]:
+        raise ExportError(f"--out {path}: --format {request.format} writes a {SUFFIXES[request.format]} file")
     calibration = eval_arrays(source, info, "train", request.calibration_images)[0] if precision == "int8" else None
-    with tempfile.TemporaryDirectory() as tmp:
-        keep_fp32 = precision == "fp32"  # the file itself, or the graph a TensorRT fp32 engine is built from
-        fp32_path = path.with_suffix(".onnx") if keep_fp32 else Path(tmp) / "fp32.onnx"
-        with console.status(f"exporting {cfg.model.name} to ONNX (opset {request.opset})"):
-            export_onnx(checkpoint, fp32_path, request.opset, info.thresholds)
-        if request.format == "tensorrt":
-            build_tensorrt_engine(fp32_path, path, precision, calibration)
-        elif precision == "fp16":
-            convert_fp16(fp32_path, path)
-        elif calibration is not None:
-            from deepfake_mlc.export.quantize import quantize_int8
-
-            with console.status(f"quantising to int8 on {len(calibration)} training images"):
-                quantize_int8(fp32_path, calibration, path, "cpu", request.per_channel)
-    onnx_path = path.with_suffix(".onnx")
-    files = (path, engine_metadata_path(path), onnx_path) if suffix == ".engine" else (path,)
+    with console.status(f"exporting {cfg.model.name} to {request.format} {precision} (ONNX opset {request.opset})"):
+        write_export(
+            checkpoint,
+            path,
+            request.format,
+            precision,
+            calibration,
+            per_channel=request.per_channel,
+            opset=request.opset,
+            thresholds=info.thresholds,
+        )
+    onnx_path = engine_graph_path(path) if request.format == "tensorrt" else path
+    files = (path, engine_metadata_path(path), onnx_path) if request.format == "tensorrt" else (path,)
     with console.status(f"checking parity on {len(images)} test images"):
         reference = reference_probabilities(model, info, images)
         runner = open_runner(path, _parity_runtime(path, precision))
-        parity = check_parity(runner, images, targets, reference, request.tolerance, request.max_map_drop)
+        parity = check_parity(
+            run_batched(runner, images),
+            reference,
+            np.asarray(info.decision_thresholds()),
+            runtime=runner.name,
+            precision=runner.precision,
+            reference_runtime=REFERENCE_RUNTIME,
+            reference_precision=REFERENCE_PRECISION,
+            targets=targets,
+            tolerances=tolerances,
+        )
     registered = None
     if request.register and parity.failure() is None:
         from deepfake_mlc.export.registry import register_onnx

@@ -14,17 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from deepfake_mlc.artifacts import CheckpointMeta
 from deepfake_mlc.config.schema import Config
-from deepfake_mlc.export import RuntimeUnavailable
-from deepfake_mlc.runtime.info import read_onnx_metadata
+from deepfake_mlc.errors import RuntimeUnavailable
+from deepfake_mlc.runtime.info import read_onnx_info
 from deepfake_mlc.tracking.mlflow_tracker import RunTracker
 
 REGISTRY_HINT = "pip install 'deepfake-mlc[registry]' (it adds pandas)"
 
 
-def _training_run(client: Any, cfg: Config, meta: dict[str, Any], run_name: str) -> str | None:
-    if meta.get("run_id"):
-        return str(meta["run_id"])
+def _training_run(client: Any, cfg: Config, meta: CheckpointMeta, run_name: str) -> str | None:
+    if meta.run_id:
+        return meta.run_id
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return None
@@ -58,7 +59,7 @@ def _fluent_store(mlflow: Any, uri: str, experiment_id: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def register_onnx(onnx_path: Path, name: str, checkpoint: Path, cfg: Config, meta: dict[str, Any]) -> str:
+def register_onnx(onnx_path: Path, name: str, checkpoint: Path, cfg: Config, meta: CheckpointMeta) -> str:
     """Log ``onnx_path`` to the training run and register it as a new version of ``name``; says which."""
     try:
         import mlflow
@@ -73,7 +74,7 @@ def register_onnx(onnx_path: Path, name: str, checkpoint: Path, cfg: Config, met
     uri = tracker.tracking_uri
     client = mlflow.MlflowClient(uri)
     run_id = _training_run(client, cfg, meta, run_dir.name)
-    metadata = read_onnx_metadata(onnx_path)
+    info = read_onnx_info(onnx_path)
     if run_id is None:  # no training run to attach to: the export gets a run of its own
         with tracker:
             run_id = tracker.start(f"export-{run_dir.name}", {}, {"checkpoint": str(checkpoint)})
@@ -81,14 +82,14 @@ def register_onnx(onnx_path: Path, name: str, checkpoint: Path, cfg: Config, met
     with _fluent_store(mlflow, uri, client.get_run(run_id).info.experiment_id):  # the flavour API is fluent
         logged = mlflow.onnx.log_model(
             onnx.load(str(onnx_path)),
-            name=f"onnx-{metadata['precision']}",
+            name=f"onnx-{info.precision}",
             registered_model_name=name,
             run_id=run_id,
-            metadata=metadata,
+            metadata=info.model_dump(mode="json"),
             save_as_external_data=False,
             pip_requirements=mlflow.onnx.get_default_pip_requirements(),  # inferring them costs a subprocess
         )
     version = logged.registered_model_version
     for key in ("precision", "sha256", "source"):
-        client.set_model_version_tag(name, version, key, str(metadata[key]))
+        client.set_model_version_tag(name, version, key, str(getattr(info, key)))
     return f"{name} version {version} (run {run_id}, {uri})"

@@ -8,14 +8,14 @@ For fp32 engines TF32 is switched off, so "fp32" means IEEE float32.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from deepfake_mlc.export import ExportError
-from deepfake_mlc.runtime.info import engine_metadata_path, read_onnx_metadata
+from deepfake_mlc.artifacts import engine_metadata_path, write_json_atomically
+from deepfake_mlc.errors import ExportError
+from deepfake_mlc.runtime.info import read_onnx_info
 from deepfake_mlc.runtime.tensorrt_runner import import_tensorrt
 
 
@@ -39,7 +39,7 @@ def build_engine(onnx_path: Path, path: Path, timing_cache: Path, profile: Batch
     profiles) skip the kernel timings already measured on this GPU.
     """
     trt = import_tensorrt()
-    metadata = read_onnx_metadata(onnx_path)
+    info = read_onnx_info(onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -48,7 +48,7 @@ def build_engine(onnx_path: Path, path: Path, timing_cache: Path, profile: Batch
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"{onnx_path}: TensorRT cannot parse it: {' '.join(errors.split())}")
     config = builder.create_builder_config()
-    if metadata["precision"] == "fp32":
+    if info.precision == "fp32":
         config.clear_flag(trt.BuilderFlag.TF32)
     image = network.get_input(0)
     channels, height, width = tuple(image.shape)[1:]
@@ -66,7 +66,6 @@ def build_engine(onnx_path: Path, path: Path, timing_cache: Path, profile: Batch
     timing_cache.write_bytes(memoryview(config.get_timing_cache().serialize()))
     path.write_bytes(memoryview(plan))
     batch = {"min": profile.min, "opt": profile.opt, "max": profile.max}
-    engine_metadata_path(path).write_text(
-        json.dumps({**metadata, "tensorrt": trt.__version__, "batch_profile": batch}, indent=2)
-    )
+    built = info.model_copy(update={"tensorrt": trt.__version__, "batch_profile": batch})
+    write_json_atomically(engine_metadata_path(path), built.model_dump(mode="json"))
     return path

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from deepfake_mlc.artifacts import ModelInfo
 from deepfake_mlc.config.schema import Split
 from deepfake_mlc.export.parity import reference_probabilities
-from deepfake_mlc.runtime import ModelInfo, eval_batches
+from deepfake_mlc.runtime import eval_batches
 
 
 def best_f1_thresholds(probs: np.ndarray, targets: np.ndarray, default: float) -> np.ndarray:

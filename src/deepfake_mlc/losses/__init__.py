@@ -7,6 +7,7 @@ from torch import nn
 from deepfake_mlc.config.schema import LossConfig
 from deepfake_mlc.losses.asymmetric import AsymmetricLoss
 
+
 def build_loss(cfg: LossConfig) -> nn.Module:
     """The loss module of ``cfg`` (all take logits ``[n, C]`` and 0/1 targets)."""
     if cfg.name == "asl":

@@ -5,7 +5,6 @@ it; ``read_model_info`` says how to preprocess and decide; ``eval_arrays`` / ``l
 inputs. Predict, export parity and the serving benchmark all go through it.
 """
 
-from deepfake_mlc.errors import RuntimeUnavailable
 from deepfake_mlc.runtime.base import Runner, run_batched
 from deepfake_mlc.runtime.data import eval_arrays, eval_batches, load_images
 from deepfake_mlc.runtime.info import read_model_info
@@ -14,7 +13,6 @@ from deepfake_mlc.runtime.runners import RUNTIMES, available_runtimes, open_runn
 __all__ = [
     "RUNTIMES",
     "Runner",
-    "RuntimeUnavailable",
     "available_runtimes",
     "eval_arrays",
     "eval_batches",

@@ -1,7 +1,8 @@
 """``deepfake-mlc predict``: each image's label probabilities and decisions, from any model file.
 
 The CSV output is also a manifest (``path``, ``labels`` joined by ``|``), so predictions can be read
-back as a data set.
+back as a data set. ``--check`` first holds the runtime picked to the quality gate export applies
+(:func:`check_runtime`), against the file's reference runtime on the first images.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.progress import track
 
-from deepfake_mlc.runtime.base import Runner
+from deepfake_mlc.metrics.parity import Parity, check_parity
+from deepfake_mlc.runtime.base import Runner, run_batched
 from deepfake_mlc.runtime.data import load_images
+from deepfake_mlc.runtime.runners import open_reference
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -62,10 +65,37 @@ def predict_files(
     return predictions
 
 
+def check_runtime(
+    runner: Runner, model: Path, paths: Sequence[Path], thresholds: Sequence[float], threads: int | None = None
+) -> Parity:
+    """``runner`` against ``model``'s reference runtime on the images at ``paths``, judged by the quality gate.
+
+    The reference computes in IEEE float32 on the CPU (:func:`~deepfake_mlc.runtime.runners.open_reference`).
+    Images have no labels here, so only the max |Δp| bounds can be checked: an int8 model fails, pointing
+    to export and serve-bench, which measure its mAP drop.
+    """
+    images = load_images(paths, runner.info)
+    reference = open_reference(model, threads=threads)
+    return check_parity(
+        run_batched(runner, images),
+        run_batched(reference, images),
+        np.asarray(thresholds),
+        runtime=runner.name,
+        precision=runner.precision,
+        reference_runtime=reference.name,
+        reference_precision=reference.precision,
+    )
+
+
 def write_predictions(
-    out: Path, predictions: Sequence[Prediction], runner: Runner, model: Path, thresholds: Sequence[float]
+    out: Path,
+    predictions: Sequence[Prediction],
+    runner: Runner,
+    model: Path,
+    thresholds: Sequence[float],
+    check: Parity | None = None,
 ) -> None:
-    """JSON (everything, with the model and thresholds) or CSV (one row per image), by ``out``'s suffix."""
+    """JSON (everything, with the model, thresholds and ``check``) or CSV (one row per image), by ``out``'s suffix."""
     labels = runner.info.label_names
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
@@ -84,6 +114,7 @@ def write_predictions(
         "runtime": runner.name,
         "precision": runner.precision,
         "thresholds": dict(zip(labels, thresholds, strict=True)),
+        **({} if check is None else {"check": asdict(check)}),
         "predictions": [
             {
                 "path": str(p.path),
