@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import precision_recall_curve
 
-from deepfake_mlc.metrics.plots import plot_grouped_bars, plot_lines, plot_pr_curves, pr_curve
+from deepfake_mlc.metrics.plots import plot_grouped_bars, plot_pr_curves, pr_curve
 
 
 def assert_png(path: Path, min_width: int = 400, min_height: int = 300) -> None:
@@ -68,9 +68,3 @@ def test_plot_grouped_bars(tmp_path: Path) -> None:
     assert_png(plot_grouped_bars(groups, tmp_path / "zoom.png", value_labels=True, ylim=(85, 100)))
     with pytest.raises(ValueError, match="no values"):
         plot_grouped_bars({}, tmp_path / "empty.png")
-
-
-def test_plot_lines(tmp_path: Path) -> None:
-    series = {"onnxruntime": [(1, 2.0), (4, 5.5), (2, 3.1)], "torch": [(1, 3.0), (2, 4.2), (4, 8.0)]}
-    assert_png(plot_lines(series, tmp_path / "lat.png", "Latency", "batch size", "ms", logx=True))
-    assert_png(plot_lines(series, tmp_path / "lin.png", "Latency", "batch size", "ms"))

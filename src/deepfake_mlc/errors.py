@@ -45,6 +45,10 @@ class ExportError(UserError, ValueError):
     """An export that cannot be made or does not match PyTorch."""
 
 
+class QualityGateError(UserError, ValueError):
+    """A runtime or an export whose outputs stray from the reference's beyond the quality gate's bound."""
+
+
 class RuntimeUnavailable(UserError, RuntimeError):
     """A runtime that cannot run on this machine (no GPU, a missing package)."""
 

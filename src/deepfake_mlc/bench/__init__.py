@@ -3,7 +3,7 @@
 Modules: ``timing`` (latency percentiles, throughput), ``machine`` (what the figures depend on),
 ``accuracy`` (metrics and parity, judged by :mod:`deepfake_mlc.metrics.parity`, export's quality gate),
 ``artifacts`` (the file each runtime reads, made by export's own writer),
-``serve_bench`` (the run), ``report`` (tables, JSON), ``figure`` (the PNG, where matplotlib is).
+``serve_bench`` (the run), ``tables`` (tables, JSON), ``figure`` (the PNG, where matplotlib is).
 Nothing is imported here so that the command line can list the runtimes without loading PyTorch; an
 ONNX model or an engine is benchmarked without PyTorch at all (the serving image has none).
 """

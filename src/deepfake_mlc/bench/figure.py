@@ -12,7 +12,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
-from deepfake_mlc.metrics.plots import _save
+from deepfake_mlc.metrics.plots import save_figure
 
 
 class PlainLogFormatter(LogFormatter):
@@ -45,4 +45,4 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
     if ran:
         throughput_ax.legend(fontsize="small")
     fig.suptitle(f"serve-bench: {Path(result['model']['path']).name} on {result['machine']['cpu']}")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -21,6 +21,7 @@ from deepfake_mlc.cli import (
     evaluate_commands,
     export_commands,
     model_commands,
+    predict_commands,
     report_commands,
     train_commands,
     tune_commands,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.register(commands)
     tune_commands.register(commands)
     export_commands.register(commands)
+    predict_commands.register(commands)
     bench_commands.register(commands)
     return parser
 

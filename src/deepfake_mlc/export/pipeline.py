@@ -144,7 +144,7 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
         )
     registered = None
     if request.register and parity.failure() is None:
-        from deepfake_mlc.export.registry import register_onnx
+        from deepfake_mlc.export.mlflow_registry import register_onnx
 
         registered = register_onnx(onnx_path, request.register, checkpoint, cfg, meta)
     return ExportResult(path, files, precision, parity, time.perf_counter() - start, info.thresholds, registered)

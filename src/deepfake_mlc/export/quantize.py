@@ -3,7 +3,7 @@
 Two schemes, because the two consumers want different things:
 
 * ``cpu`` (ONNX Runtime on x86): uint8 activations, int8 weights, per tensor (U8S8). The fastest on
-  AVX2 CPUs (issue #6, resnet50 at batch 1 on a 2-core VM: 25.0 ms, against 40.5 ms for S8S8 per
+  AVX2 CPUs (measured with resnet50 at batch 1 on a 2-core VM: 25.0 ms, against 40.5 ms for S8S8 per
   channel and 46.1 ms in fp32).
 * ``tensorrt``: int8 activations and weights, both symmetric (zero point 0, which TensorRT requires of
   Q/DQ nodes), weights per output channel.

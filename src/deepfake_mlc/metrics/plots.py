@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, ScalarFormatter
 
 from deepfake_mlc.metrics.multilabel import _as_numpy, _check, per_label_ap
 
@@ -41,7 +40,8 @@ def pr_curve(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG a person can read (the folder made if needed); returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -77,7 +77,7 @@ def plot_pr_curves(
     ax.legend(loc="lower left", title=f"mAP {100 * ap.mean():.1f}", fontsize="small", framealpha=0.9)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_grouped_bars(
@@ -130,36 +130,4 @@ def plot_grouped_bars(
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
-
-
-def plot_lines(
-    series: Mapping[str, Sequence[tuple[float, float]]],
-    path: Path,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    logx: bool = False,
-) -> Path:
-    """One line with markers per series of ``(x, y)`` points (e.g. latency against batch size).
-
-    With ``logx`` the x axis is logarithmic and, when there are few distinct x values, ticked at
-    exactly those values in plain numbers (1, 2, 4, ... rather than powers of ten).
-    """
-    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    for name, points in series.items():
-        xs, ys = zip(*sorted(points), strict=True) if points else ((), ())
-        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.6, label=name)
-    if logx:
-        ax.set_xscale("log")
-        ticks = sorted({x for points in series.values() for x, _ in points})
-        if 0 < len(ticks) <= 12:
-            ax.xaxis.set_major_locator(FixedLocator(ticks))
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_locator(FixedLocator([]))
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if series:
-        ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
