@@ -15,8 +15,8 @@ import deepfake_mlc.runtime
 from conftest import LABELS, run_without, write_run
 from deepfake_mlc.artifacts import ModelInfo, Preprocessing
 from deepfake_mlc.bench.accuracy import accuracy_columns
-from deepfake_mlc.bench.report import markdown, summary_table, write_report
 from deepfake_mlc.bench.serve_bench import BenchSettings, serve_bench
+from deepfake_mlc.bench.tables import markdown, summary_table, write_report
 from deepfake_mlc.bench.timing import LatencyStats, TimingPlan, speed_summary, time_trial
 from deepfake_mlc.cli import main
 from deepfake_mlc.errors import DatasetError, RuntimeUnavailable

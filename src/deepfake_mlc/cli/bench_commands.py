@@ -86,8 +86,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_serve_bench(args: argparse.Namespace) -> int:
-    from deepfake_mlc.bench.tables import print_report, write_report
     from deepfake_mlc.bench.serve_bench import BenchSettings, serve_bench
+    from deepfake_mlc.bench.tables import print_report, write_report
     from deepfake_mlc.bench.timing import TimingPlan
 
     settings = BenchSettings(
