@@ -249,7 +249,7 @@ def test_tensorrt_engine_matches_pytorch(precision: str, tiny_run: Path, tmp_pat
 def test_register_logs_the_onnx_model_to_the_training_run(tiny_run: Path, tiny_onnx: Path, tmp_path: Path) -> None:
     import mlflow
 
-    from deepfake_mlc.export.registry import register_onnx
+    from deepfake_mlc.export.mlflow_registry import register_onnx
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
