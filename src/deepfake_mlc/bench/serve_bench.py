@@ -188,7 +188,7 @@ def serve_bench(model: Path, data: Path, out: Path, settings: BenchSettings, sho
     if reference is None:
         failures.append(f"no runtime could run here (asked for: {', '.join(settings.runtimes)})")
     return {
-        "model": {"path": str(model), **asdict(info)},
+        "model": {"path": str(model), **info.model_dump(mode="json")},
         "data": {"path": str(data), "split": settings.split, "subset": settings.subset, "images": len(images)},
         "settings": {
             "batch_sizes": list(settings.batch_sizes),

@@ -101,7 +101,8 @@ def _setup_lines(result: Mapping[str, Any]) -> list[str]:
     reference = result["reference"]
     return [
         f"- model: `{model['path']}` ({len(model['label_names'])} labels: {', '.join(model['label_names'])}; "
-        f"{model['image_size']} px; threshold {model['threshold']}; sha256 {model['sha256'] or 'n/a'})",
+        f"{model['preprocessing']['image_size']} px; threshold {model['threshold']}; "
+        f"sha256 {model['sha256'] or 'n/a'})",
         f"- data: `{data['path']}`, {data['split']} split, {data['images']} images",
         f"- machine: {machine['cpu']} ({' '.join(machine['simd']) or 'no x86 SIMD flags'}), "
         f"{machine['usable_cores']} of {machine['logical_cores']} cores usable, {machine['platform']}; GPU: {gpu_text}",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
+from deepfake_mlc.errors import InputNotFoundError
 from deepfake_mlc.metrics.parity import Parity, check_parity
 from deepfake_mlc.runtime.base import Runner, run_batched
 from deepfake_mlc.runtime.data import load_images
@@ -44,9 +45,9 @@ def collect_images(paths: Sequence[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise FileNotFoundError(f"image not found: {path}")
+            raise InputNotFoundError(f"image not found: {path}")
     if not found:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, paths))}")
+        raise InputNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, paths))}")
     return found
 
 
