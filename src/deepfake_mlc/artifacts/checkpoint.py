@@ -13,7 +13,7 @@ from typing import Any
 
 from deepfake_mlc.artifacts.files import replace_atomically
 from deepfake_mlc.artifacts.run_folder import resolve_checkpoint
-from deepfake_mlc.artifacts.schema import CheckpointMeta
+from deepfake_mlc.artifacts.schema import CheckpointMeta, parse_checkpoint_meta
 from deepfake_mlc.errors import CheckpointError
 
 META_KEY = "deepfake_mlc"
@@ -51,10 +51,4 @@ def _open(path: Path, weights: bool) -> tuple[dict[str, Any], CheckpointMeta]:
             state = {key: fh.get_tensor(key) for key in fh.keys()} if weights else {}  # noqa: SIM118 - no __iter__
     except Exception as err:  # a truncated, corrupt or foreign file
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
-    if text is None:
-        raise CheckpointError(f"{path}: a safetensors file without deepfake-mlc metadata (not a checkpoint of ours)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: unreadable checkpoint metadata ({err})") from None
-    return state, CheckpointMeta.from_json(data, str(path))
+    return state, parse_checkpoint_meta(text, str(path))

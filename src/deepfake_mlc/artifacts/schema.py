@@ -10,6 +10,7 @@ bumps :data:`SCHEMA_VERSION` and teaches :func:`_upgrade` the step.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -118,15 +119,23 @@ class ModelInfo(Record):
 
 def parse_model_info(text: str | None, source: str, what: str) -> ModelInfo:
     """The :class:`ModelInfo` stored as JSON ``text`` in ``source`` (``what`` names the container, for errors)."""
-    import json
+    hint = f"{what} without deepfake-mlc metadata (export it with deepfake-mlc export)"
+    return ModelInfo.from_json(_json_object(text, source, hint), source)
 
+
+def parse_checkpoint_meta(text: str | None, source: str) -> CheckpointMeta:
+    """The :class:`CheckpointMeta` stored as JSON ``text`` in the safetensors file ``source``."""
+    hint = "a safetensors file without deepfake-mlc metadata (not a checkpoint of ours)"
+    return CheckpointMeta.from_json(_json_object(text, source, hint), source)
+
+
+def _json_object(text: str | None, source: str, missing: str) -> dict[str, Any]:
     if text is None:
-        raise CheckpointError(f"{source}: {what} without deepfake-mlc metadata (export it with deepfake-mlc export)")
+        raise CheckpointError(f"{source}: {missing}")
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{source}: unreadable deepfake-mlc metadata ({err})") from None
-    return ModelInfo.from_json(data, source)
 
 
 def _parse(cls: type[Record], data: dict[str, Any], source: str, fmt: str, what: str) -> Any:
