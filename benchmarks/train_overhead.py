@@ -9,13 +9,21 @@ a shared VM vary by several percent. The loop's own cost
 the difference in training images/s. Run after ``deepfake-mlc data synth --out data/synth``:
 
     python benchmarks/train_overhead.py --config configs/quickstart.yaml --rounds 5
+    python benchmarks/train_overhead.py --config configs/quickstart.yaml --profile
+
+``--profile`` runs each loop once under cProfile instead (2 epochs, the second profiled) and splits the
+main process's time into what both loops must do (waiting for the loader's next batch, forward, backward,
+optimiser step) and the rest, the loop's own cost: where an overhead too small for the noise of
+``--rounds`` goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import platform
+import pstats
 import statistics
 import tempfile
 import time
@@ -26,8 +34,8 @@ from accelerate.state import AcceleratorState
 
 from deepfake_mlc.config import Config, load_config
 from deepfake_mlc.data import build_dataset, build_loader
-from deepfake_mlc.engine import train
-from deepfake_mlc.engine.optim import build_optimizer
+from deepfake_mlc.engine import Trainer, train
+from deepfake_mlc.engine.optim import build_optimizer, build_scheduler
 from deepfake_mlc.losses import build_loss
 from deepfake_mlc.models import build_model
 
@@ -39,6 +47,8 @@ def bare_loop(cfg: Config) -> list[float]:
     loader = build_loader(dataset, cfg.data, train=True, seed=cfg.seed)
     model = build_model(cfg.model, dataset.num_labels).train()
     optimizer, criterion = build_optimizer(model, cfg.train), build_loss(cfg.loss)
+    # the same schedule: weights then evolve alike, and so does the arithmetic's cost (values, not code, differ)
+    scheduler = build_scheduler(optimizer, cfg.train, len(loader))
     speeds = []
     for _ in range(cfg.train.epochs):
         start, seen = time.perf_counter(), 0
@@ -47,9 +57,70 @@ def bare_loop(cfg: Config) -> list[float]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             seen += len(targets)
         speeds.append(len(dataset) / (time.perf_counter() - start))
     return speeds[1:]
+
+
+CATEGORIES = (  # (name, test on a profiled function's file and name); the first that matches takes its own time
+    (
+        "waiting for the loader's next batch",
+        lambda f, n: (
+            "/torch/utils/data/" in f
+            or n.startswith(
+                ("<method 'acquire'", "<built-in method posix.read", "<method 'poll'", "<built-in method select")
+            )
+        ),
+    ),
+    ("PyTorch: forward, backward, optimiser", lambda f, n: "/torch/" in f or "torch" in n),
+    ("Accelerate (wrappers, state save)", lambda f, n: "/accelerate/" in f),
+    ("deepfake-mlc (loop, display, checks)", lambda f, n: "deepfake_mlc" in f),
+    (
+        "MLflow, safetensors, rich",
+        lambda f, n: any(m in f for m in ("/mlflow/", "/safetensors/", "/rich/", "/sqlalchemy/")),
+    ),
+    ("Python, other libraries", lambda f, n: True),
+)
+
+
+def profiled(epoch) -> dict[str, float]:
+    """Seconds of the main process per category while ``epoch()`` runs (each function's own time, so they add up)."""
+    profiler = cProfile.Profile()
+    profiler.runcall(epoch)
+    shares = dict.fromkeys((name for name, _ in CATEGORIES), 0.0)
+    for (file, _, name), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():
+        shares[next(category for category, test in CATEGORIES if test(file, name))] += own
+    shares["total"] = sum(shares.values())
+    return shares
+
+
+def print_profiles(cfg: Config) -> None:
+    """The second epoch of each loop, profiled (the first warms up): where the difference goes."""
+    torch.manual_seed(cfg.seed)
+    dataset = build_dataset(cfg.data, "train")
+    loader = build_loader(dataset, cfg.data, train=True, seed=cfg.seed)
+    model = build_model(cfg.model, dataset.num_labels).train()
+    optimizer, criterion = build_optimizer(model, cfg.train), build_loss(cfg.loss)
+    # the same schedule: weights then evolve alike, and so does the arithmetic's cost (values, not code, differ)
+    scheduler = build_scheduler(optimizer, cfg.train, len(loader))
+
+    def bare_epoch() -> None:
+        for images, targets in loader:
+            loss = criterion(model(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+
+    bare_epoch()
+    bare = profiled(bare_epoch)
+    trainer = Trainer(cfg, cpu=not torch.cuda.is_available(), show_progress=False)
+    trainer.end_epoch(trainer.train_epoch(0))
+    ours = profiled(lambda: trainer.end_epoch(trainer.train_epoch(1)))  # the epoch, its state save and logging
+    print(f"{'main process, seconds per epoch':40} {'bare':>7} {'ours':>7} {'difference':>11}")
+    for category in bare:
+        print(f"{category:40} {bare[category]:7.2f} {ours[category]:7.2f} {ours[category] - bare[category]:+11.2f}")
 
 
 def main() -> None:
@@ -58,6 +129,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop (the first is a warm-up)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each loop")
+    parser.add_argument("--profile", action="store_true", help="profile one epoch of each loop instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(
@@ -67,6 +139,8 @@ def main() -> None:
         )
         threads = cfg.train.num_threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
+        if args.profile:
+            return print_profiles(cfg)
         bare_speeds, our_speeds, overheads = [], [], []
         for round_ in range(args.rounds):
             run = cfg.model_copy(update={"output": cfg.output.model_copy(update={"name": f"round{round_}"})})

@@ -229,6 +229,7 @@ def test_tensorrt_without_a_gpu_says_so_in_one_line(tiny_run: Path, capsys: pyte
     )
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(NO_TENSORRT, reason="needs an NVIDIA GPU and the tensorrt package")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_tensorrt_engine_matches_pytorch(precision: str, tiny_run: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from deepfake_mlc.artifacts.model_files import (
     export_precision,
     model_kind,
 )
-from deepfake_mlc.artifacts.run_folder import RunFolder, RunSummary, resolve_checkpoint
+from deepfake_mlc.artifacts.run_folder import RunFolder, RunSummary, find_runs, resolve_checkpoint
 from deepfake_mlc.artifacts.schema import (
     SCHEMA_VERSION,
     CheckpointMeta,
@@ -45,6 +45,7 @@ __all__ = [
     "export_name",
     "export_precision",
     "file_sha256",
+    "find_runs",
     "model_kind",
     "parse_model_info",
     "read_checkpoint",

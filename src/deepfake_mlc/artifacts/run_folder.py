@@ -11,6 +11,7 @@ RUN/state/                       the training state for --resume (the engine's)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,23 @@ class RunFolder:
             return RunSummary.model_validate(json.loads(self.summary_file.read_text()))
         except ValueError as err:
             raise CheckpointError(f"{self.summary_file}: unreadable run summary ({err})") from None
+
+
+def find_runs(paths: Iterable[Path]) -> list[RunFolder]:
+    """The run folders among ``paths`` and beneath them (a folder with a ``config.yaml``), in path order.
+
+    ``runs/`` finds every run a training or a search left there, as ``mlflow ui`` or Ultralytics' ``runs/``
+    users expect; a path that does not exist is a user error.
+    """
+    found: dict[Path, RunFolder] = {}
+    for path in paths:
+        path = Path(path).expanduser()
+        if not path.is_dir():
+            raise InputNotFoundError(f"no such run folder: {path}")
+        for config in sorted(path.rglob("config.yaml")):
+            if config.parent.name != "state" and (config.parent / "checkpoints").is_dir():
+                found.setdefault(config.parent, RunFolder(config.parent))
+    return list(found.values())
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -62,9 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a training stopped by SIGTERM/SIGINT says where it saved and how to go on
+        print(str(err) or "interrupted", file=sys.stderr)
+        return getattr(err, "exit_status", 130)
 
 
 def run() -> None:

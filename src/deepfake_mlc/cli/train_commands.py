@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from deepfake_mlc.engine import resume, train  # torch/accelerate are imported only when training
-    from deepfake_mlc.tune.trial import reporter_from_env  # set when a search runs this as a trial
+    from deepfake_mlc.tune.handoff import reporter_from_env  # set when a search runs this as a trial
 
     hook, show_progress = reporter_from_env(), not args.no_progress
     if args.resume is not None:

@@ -176,6 +176,12 @@ class TrainConfig(StrictModel):
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="probability above which a label fires")
     convention: Literal["asl", "mlgcn"] = Field("asl", description="metric convention (see the metrics docs)")
     num_threads: int | None = Field(None, ge=1, description="CPU threads per process (default: all cores / processes)")
+    checkpoint_every_minutes: float | None = Field(
+        30.0, gt=0.0, description="also save the training state mid-epoch this often (a kill loses at most this)"
+    )
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="also save the training state mid-epoch every this many optimiser steps"
+    )
 
 
 class TrackingConfig(StrictModel):

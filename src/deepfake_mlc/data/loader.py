@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -55,4 +57,15 @@ def build_loader(dataset: MultiLabelImageDataset, cfg: DataConfig, train: bool, 
         prefetch_factor=4 if workers > 0 else None,
         collate_fn=collate_skipping,
         generator=torch.Generator().manual_seed(seed) if train else None,
+        worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers leave SIGTERM/SIGINT to the training process, which stops at a step boundary.
+
+    A scheduler signals the whole process group; a worker that died of it would fail the batch the loop is
+    waiting for before the state is saved. Workers still end with the training process (they watch it).
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)

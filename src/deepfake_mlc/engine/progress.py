@@ -85,8 +85,9 @@ class TrainingDisplay:
             self.console.print(f"epoch {epoch + 1} validation{suffix}: {shown}")
 
     def note(self, text: str) -> None:
+        """One line, never broken by rich (a command in it stays copyable; logs keep it whole)."""
         if self.enabled:
-            self.console.print(text)
+            self.console.print(text, soft_wrap=True, highlight=False)
 
     def table(
         self,

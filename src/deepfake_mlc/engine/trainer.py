@@ -9,14 +9,14 @@ protocol needs: validation mAP each epoch, best/last checkpoints, early stopping
 from __future__ import annotations
 
 import math
-import os
+import shutil
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import broadcast_object_list, set_seed
 from timm.utils import ModelEmaV3
 
@@ -25,10 +25,12 @@ from deepfake_mlc.config import Config, dump_yaml, load_config
 from deepfake_mlc.data import build_dataset, build_loader, label_stats
 from deepfake_mlc.engine.evaluate import predict
 from deepfake_mlc.engine.label_graph import install_label_graph
+from deepfake_mlc.engine.launch import launch_summary, make_accelerator
 from deepfake_mlc.engine.optim import build_optimizer, build_scheduler
+from deepfake_mlc.engine.preemption import StopSignals, TrainingStopped
 from deepfake_mlc.engine.progress import TrainingDisplay
 from deepfake_mlc.engine.training_state import read_progress, save_training_state, training_state_dir
-from deepfake_mlc.errors import ConfigError, InputNotFoundError, LaunchError, OutputNotWritableError
+from deepfake_mlc.errors import InputNotFoundError, OutputNotWritableError
 from deepfake_mlc.losses import build_loss
 from deepfake_mlc.metrics import summarize
 from deepfake_mlc.metrics.plots import plot_pr_curves
@@ -62,6 +64,8 @@ class Progress:
     best_map: float = -1.0
     best_epoch: int = -1
     best_metrics: dict[str, Any] | None = None
+    epoch_loss_sums: list[float] | None = None  # mid-epoch: each rank's loss sum and image count so far
+    epoch_images: list[int] | None = None
     bad_evals: int = 0
     stopped_by: str | None = None  # "early stopping" or "pruned"; None while every epoch runs
     run_id: str | None = None
@@ -92,38 +96,6 @@ def resume(
     if training_state_dir(run) is None:
         raise InputNotFoundError(f"nothing to resume in {run.path}: no saved training state ({run.state_dir})")
     return Trainer(load_config(Config, run.config_file), cpu, show_progress, hook, run).fit()
-
-
-def make_accelerator(cfg: Config, cpu: bool) -> Accelerator:
-    """An Accelerator for ``cfg``, after checking that the launch matches what the user asked for."""
-    precision = cfg.train.mixed_precision
-    if precision == "fp16" and (cpu or not torch.cuda.is_available()):
-        raise ConfigError(
-            "bad value for 'train.mixed_precision': fp16 needs a CUDA GPU (on a CPU Accelerate would silently "
-            "train in fp32); use bf16 or no"
-        )
-    accelerator = Accelerator(
-        cpu=cpu,
-        mixed_precision=precision,
-        gradient_accumulation_steps=cfg.train.grad_accum_steps,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
-        step_scheduler_with_optimizer=False,
-    )
-    expected = int(os.environ.get("WORLD_SIZE", "1"))
-    if accelerator.num_processes != expected:
-        hint = (
-            " On a CPU machine, start real CPU DDP with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu "
-            "--num_processes N train --cpu ..."
-            if not torch.cuda.is_available()
-            else ""
-        )
-        raise LaunchError(
-            f"launched as {expected} processes but the process group has {accelerator.num_processes}: each process "
-            f"would train alone and overwrite the same run folder.{hint}"
-        )
-    threads = cfg.train.num_threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
-    torch.set_num_threads(threads)
-    return accelerator
 
 
 def run_name(cfg: Config) -> str:
@@ -160,14 +132,27 @@ class Trainer:
         resume_from: RunFolder | None = None,
     ) -> None:
         self.cfg, self.hook = cfg, hook
-        self.accelerator = accelerator = make_accelerator(cfg, cpu)
+        self.accelerator = make_accelerator(cfg, cpu)
+        self.display = TrainingDisplay(enabled=self.accelerator.is_main_process, bar=show_progress)
+        for line in launch_summary(cfg, self.accelerator):
+            self.display.note(line)
+        self._build(resume_from is None)
+        self._open_run(resume_from)
+        self.signals = StopSignals(
+            self.accelerator, cfg.train.checkpoint_every_minutes, cfg.train.checkpoint_every_steps
+        )
+        self.best_outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _build(self, new_run: bool) -> None:
+        """Data, model (with its label graph for a new run), optimiser, loaders, scheduler, EMA and loss."""
+        cfg, accelerator = self.cfg, self.accelerator
         set_seed(cfg.seed)
         self.train_set = build_dataset(cfg.data, "train", seed=cfg.seed)
         val_set = build_dataset(cfg.data, "val", train=False)
         self.labels = self.train_set.label_names
         model = build_model(cfg.model, len(self.labels))
         self.params = count_parameters(model)
-        if resume_from is None:
+        if new_run:  # a resumed run's label graph is in its saved weights
             stats = label_stats(self.train_set.targets.numpy(), self.labels)
             install_label_graph(model, cfg, self.train_set, stats, accelerator)
         if cfg.train.channels_last:
@@ -190,7 +175,10 @@ class Trainer:
             accelerator.register_for_checkpointing(self.ema)
         self.criterion = build_loss(cfg.loss)
 
-        self.progress = Progress()
+    def _open_run(self, resume_from: RunFolder | None) -> None:
+        """The run folder (new, or the resumed one with its saved state and position) and its MLflow run."""
+        cfg, accelerator, hook = self.cfg, self.accelerator, self.hook
+        self.progress, self._created_folder = Progress(), False
         if resume_from is not None:
             self.run = resume_from
             state_dir = training_state_dir(resume_from)
@@ -198,21 +186,27 @@ class Trainer:
             self.progress = Progress(**read_progress(state_dir))
         else:
             self.run = self._create_run_folder()
-        self.tracker = RunTracker(cfg.tracking, cfg.output.dir, active=accelerator.is_main_process)
-        self.progress.run_id = self.tracker.start(
-            self.run.name,
-            flatten(cfg.model_dump(mode="json")),
-            {**run_tags(cfg), "run_dir": str(self.run.path)},
-            self.progress.run_id or (hook.run_id if hook is not None else None),
-        )
-        if resume_from is None:
-            self.tracker.log_artifact(self.run.config_file)
-        self.display = TrainingDisplay(enabled=accelerator.is_main_process, bar=show_progress)
-        self.best_outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        try:
+            self.tracker = RunTracker(cfg.tracking, cfg.output.dir, active=accelerator.is_main_process)
+            self.progress.run_id = self.tracker.start(
+                self.run.name,
+                flatten(cfg.model_dump(mode="json")),
+                {**run_tags(cfg), "run_dir": str(self.run.path)},
+                self.progress.run_id or (hook.run_id if hook is not None else None),
+            )
+            if resume_from is None:
+                self.tracker.log_artifact(self.run.config_file)
+        except BaseException:
+            self._discard_new_run_folder()
+            raise
 
     def _create_run_folder(self) -> RunFolder:
         """A new run folder with the resolved config (made by the main process, checked writable)."""
-        run = RunFolder(self.cfg.output.dir / run_name(self.cfg))
+        name = [run_name(self.cfg)]
+        if self.accelerator.num_processes > 1:  # the main process's clock names the folder every rank writes to
+            broadcast_object_list(name, from_process=0)
+        run = RunFolder(self.cfg.output.dir / name[0])
+        self._created_folder = not run.path.exists()
         if self.accelerator.is_main_process:
             try:
                 run.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -224,10 +218,15 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return run
 
+    def _discard_new_run_folder(self) -> None:
+        """A run that failed before training leaves no folder behind (one it did not create is left alone)."""
+        if self._created_folder and self.accelerator.is_main_process:
+            shutil.rmtree(self.run.path, ignore_errors=True)
+
     def fit(self) -> TrainResult:
         """Train the remaining epochs, evaluating, checkpointing and saving the state after each."""
         epochs = self.cfg.train.epochs
-        with self.tracker, self.display:
+        with self.tracker, self.display, self.signals:
             for epoch in range(self.progress.epoch, epochs):
                 if self.progress.stopped_by is not None:
                     break
@@ -244,7 +243,11 @@ class Trainer:
         )
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the training split (the rest of it, when resumed mid-epoch): the epoch's record."""
+        """One pass over the training split (the rest of it, when resumed mid-epoch): the epoch's record.
+
+        After each optimiser step the loop may save the state mid-epoch (a signal, or the periodic clock)
+        and, on a signal, stop: :class:`TrainingStopped` once the state is saved.
+        """
         cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
         start = time.perf_counter()
         self.train_set.set_epoch(epoch)
@@ -253,8 +256,11 @@ class Trainer:
         if progress.batches_done:
             batches = accelerator.skip_first_batches(self.train_loader, progress.batches_done)
         self.model.train()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        seen = 0
+        rank = accelerator.process_index
+        loss_sum = torch.tensor(
+            progress.epoch_loss_sums[rank] if progress.epoch_loss_sums else 0.0, device=accelerator.device
+        )
+        seen = resumed_seen = progress.epoch_images[rank] if progress.epoch_images else 0
         self.display.start_epoch(epoch, cfg.train.epochs, len(self.train_loader), progress.batches_done)
         for batch in batches:
             if batch is None:  # every image of the batch was unreadable and skipped
@@ -265,15 +271,43 @@ class Trainer:
             seen += len(targets)
             progress.batches_done += 1
             self.display.step(loss.detach(), self.scheduler.get_last_lr()[0], len(targets) * accelerator.num_processes)
-        seen_total = accelerator.reduce(torch.tensor(seen, device=accelerator.device), "sum").item()
+            if accelerator.sync_gradients:  # between optimiser steps: nothing half-accumulated to lose
+                self._save_or_stop(loss_sum, seen)
+        totals = accelerator.reduce(torch.tensor([seen, seen - resumed_seen], device=accelerator.device), "sum")
         seconds = time.perf_counter() - start
+        progress.epoch_loss_sums = progress.epoch_images = None
         return {
             "epoch": epoch + 1,
-            "train/loss": accelerator.reduce(loss_sum, "sum").item() / max(1, seen_total),
+            "train/loss": accelerator.reduce(loss_sum, "sum").item() / max(1, int(totals[0])),
             "lr": self.scheduler.get_last_lr()[0],
             "epoch_time_s": seconds,
-            "images_per_s": len(self.train_set) / seconds,
+            "images_per_s": int(totals[1]) / seconds,  # the images this process trained, after a mid-epoch resume too
         }
+
+    def _save_or_stop(self, loss_sum: torch.Tensor, seen: int) -> None:
+        """Save the training state mid-epoch when a signal or the clock asks; stop after saving on a signal."""
+        stop, save = self.signals.poll(self.progress.global_step)
+        if not save:
+            return
+        accelerator, progress = self.accelerator, self.progress
+        per_rank = accelerator.gather(
+            torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)])
+        )
+        progress.epoch_loss_sums = per_rank[0::2].tolist()
+        progress.epoch_images = [int(n) for n in per_rank[1::2].tolist()]
+        save_training_state(self.accelerator, self.run, asdict(progress))
+        self.signals.saved()
+        if stop:
+            self._stop(
+                f"in epoch {progress.epoch + 1}, after batch {progress.batches_done} of {len(self.train_loader)}"
+            )
+
+    def _stop(self, where: str) -> None:
+        raise TrainingStopped(
+            self.signals.received or signal.SIGTERM,
+            f"stopped by {self.signals.signal_name()} {where}; the training state is saved: "
+            f"continue with deepfake-mlc train --resume {self.run.path}",
+        )
 
     def step(self, images: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
         """Forward, backward and (at the end of an accumulation) the optimiser, scheduler and EMA steps."""
@@ -368,6 +402,9 @@ class Trainer:
         progress.history.append(record)
         progress.epoch, progress.batches_done = record["epoch"], 0
         save_training_state(self.accelerator, self.run, asdict(progress))
+        self.signals.saved()
+        if self.signals.poll(progress.global_step)[0] and progress.epoch < self.cfg.train.epochs:
+            self._stop(f"after epoch {progress.epoch}")
         if progress.stopped_by == "early stopping":
             self.display.note(
                 f"early stop: no better validation mAP for {self.cfg.train.early_stopping_patience} evaluations"

@@ -30,7 +30,17 @@ def create_timm(cfg: ModelConfig, name: str, num_classes: int, pool: str | None)
     kwargs: dict[str, Any] = {"num_classes": num_classes, "drop_rate": cfg.drop_rate}
     if pool is not None:
         kwargs["global_pool"] = pool
-    model = timm.create_model(name, pretrained=cfg.pretrained, **kwargs)
+    download = cfg.pretrained and cfg.pretrained_path is None  # a local file replaces the hub's weights
+    try:
+        model = timm.create_model(name, pretrained=download, **kwargs)
+    except OSError as err:  # huggingface_hub's and urllib's download errors, offline above all
+        if not download:
+            raise
+        raise WeightsError(
+            f"cannot get the ImageNet weights of {name} from timm's hub ({type(err).__name__}; offline?): "
+            "give a local file with model.pretrained_path=FILE (.safetensors or a timm checkpoint), "
+            "or train from scratch with model.pretrained=false"
+        ) from None
     if cfg.pretrained_path is not None:
         load_weights(model, cfg.pretrained_path)
     return model

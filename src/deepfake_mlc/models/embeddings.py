@@ -120,7 +120,13 @@ def load_embeddings(cfg: EmbeddingConfig, kind: str, dim: int, label_names: Sequ
             )
         path = Path(cfg.path).expanduser()
         if not path.is_file():
-            raise EmbeddingError(f"embedding file not found: {path}")
+            hint = (
+                ": download GloVe 6B (glove.6B.zip from the Stanford NLP GloVe page, its glove.6B.300d.txt) and set "
+                "model.graph.embedding.path=FILE, or use model.graph.embedding.kind=text_model, which works offline"
+                if kind == "word"
+                else ""
+            )
+            raise EmbeddingError(f"embedding file not found: {path}{hint}")
         matrix = read_matrix(path) if path.suffix in (".npy", ".safetensors") else read_glove(path, label_names, dim)
     matrix = np.asarray(matrix, dtype=np.float32)
     if matrix.shape != (n, dim):

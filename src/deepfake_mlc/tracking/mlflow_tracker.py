@@ -23,15 +23,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking.context.registry import resolve_tags
-
 from deepfake_mlc.config.schema import TrackingConfig
+
+if TYPE_CHECKING:  # MLflow is imported when a run starts: a training with tracking off runs without it
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +145,8 @@ class RunTracker:
         assert self._uri is not None
         run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None
         values = {str(k): _truncate(str(v)) for k, v in params.items()}
+        from mlflow import MlflowClient
+
         with _opening_store(self._uri):  # the client opens the store: creates and migrates a new SQLite file
             self._client = client = MlflowClient(tracking_uri=self._uri)
             if run_id is None:
@@ -160,12 +160,18 @@ class RunTracker:
         self, client: MlflowClient, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]
     ) -> str:
         """A new run, with MLflow's usual system tags (user, source, git commit) added to ``tags``."""
+        from mlflow.entities import Param
+        from mlflow.tracking.context.registry import resolve_tags
+
         run = client.create_run(self._experiment_id(client), run_name=run_name, tags=resolve_tags(dict(tags)))
         client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
         return run.info.run_id
 
     def _resume_run(self, client: MlflowClient, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
         """Reopen ``run_id``; MLflow params are immutable, so only new keys are added."""
+        from mlflow.entities import Param, RunTag
+        from mlflow.exceptions import MlflowException
+
         try:
             old = client.get_run(run_id).data.params
         except MlflowException as err:
@@ -183,6 +189,8 @@ class RunTracker:
 
     def _experiment_id(self, client: MlflowClient) -> str:
         """The configured experiment's id, created on first use with artifacts in the output folder."""
+        from mlflow.exceptions import MlflowException
+
         local = urlparse(self._uri).scheme not in SERVER_SCHEMES
         location = (self.output_dir / "mlartifacts").resolve().as_uri() if local else None
         experiment = client.get_experiment_by_name(self.cfg.experiment)
@@ -214,6 +222,8 @@ class RunTracker:
         """Log metrics at ``step`` in one call; NaN and infinite values are skipped with a warning."""
         if (target := self._target()) is None:
             return
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         batch = []
         for key, value in metrics.items():
@@ -240,6 +250,8 @@ class RunTracker:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if (target := self._target()) is not None:
+            from mlflow.entities import RunTag
+
             client, run_id = target
             client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 

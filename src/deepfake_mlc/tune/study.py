@@ -25,6 +25,7 @@ from deepfake_mlc.config.schema import Config
 from deepfake_mlc.errors import ConfigError
 from deepfake_mlc.tracking import RunTracker, flatten
 from deepfake_mlc.tracking.mlflow_tracker import resolve_tracking_uri
+from deepfake_mlc.tune.handoff import TrialReporter
 from deepfake_mlc.tune.space import SearchConfig
 from deepfake_mlc.tune.storage import (
     SKIPPED_ATTR,
@@ -38,7 +39,6 @@ from deepfake_mlc.tune.storage import (
 )
 from deepfake_mlc.tune.study_report import TuneResult, write_study_report
 from deepfake_mlc.tune.trial import (
-    TrialReporter,
     objective_values,
     reported_metric,
     run_in_process,

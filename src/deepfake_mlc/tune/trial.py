@@ -1,8 +1,9 @@
 """One trial: the sampled config trained in this process, or under ``accelerate launch`` as a subprocess.
 
-Either way the training loop reports each evaluation to Optuna through :class:`TrialReporter` (on the
-main rank, which broadcasts the prune decision so every DDP rank stops together) and logs into an
-MLflow child run the worker created first, so even a trial that dies before training shows up failed.
+Either way the training loop reports each evaluation to Optuna through
+:class:`~deepfake_mlc.tune.handoff.TrialReporter` (on the main rank, which broadcasts the prune decision so
+every DDP rank stops together) and logs into an MLflow child run the worker created first, so even a trial
+that dies before training shows up failed.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import optuna
 
@@ -24,38 +22,14 @@ from deepfake_mlc.config.loader import apply_overrides, dump_yaml, validate
 from deepfake_mlc.config.schema import Config
 from deepfake_mlc.engine.trainer import TrainResult
 from deepfake_mlc.metrics.multilabel import METRIC_NAMES
+from deepfake_mlc.tune.handoff import TRIAL_ENV, TrialReporter
 from deepfake_mlc.tune.space import Objective, PrunerConfig
-from deepfake_mlc.tune.storage import open_storage
 
-TRIAL_ENV = "DEEPFAKE_MLC_TRIAL"  # JSON that lets a subprocess trial report to its study
 LOG_TAIL_LINES = 20
 
 
 class TrialFailed(RuntimeError):
     """A trial's subprocess exited with an error; the message carries its last error line."""
-
-
-class TrialReporter:
-    """The training loop's :class:`~deepfake_mlc.engine.EvalHook` for a trial: report, then maybe prune.
-
-    ``metric`` is the first objective when it is a validation metric (else nothing is reported). The
-    trial is opened on first use, so in a DDP subprocess only the main rank connects to the study.
-    """
-
-    def __init__(self, open_trial: Callable[[], optuna.Trial], metric: str | None, run_id: str | None) -> None:
-        self._open_trial = open_trial
-        self.metric = metric
-        self.run_id = run_id
-
-    @cached_property
-    def trial(self) -> optuna.Trial:
-        return self._open_trial()
-
-    def should_stop(self, epoch: int, metrics: dict[str, Any]) -> bool:
-        if self.metric is None:
-            return False
-        self.trial.report(float(metrics[self.metric]), step=epoch)
-        return self.trial.should_prune()
 
 
 def reported_metric(objectives: list[Objective]) -> str | None:
@@ -142,22 +116,6 @@ def _result_from(run_dir: Path) -> TrainResult:
         params=meta.params or 0,
         stopped_by=summary.stopped_by,
     )
-
-
-def reporter_from_env() -> TrialReporter | None:
-    """In a subprocess trial: the reporter for the trial its worker handed over (``None`` otherwise)."""
-    raw = os.environ.get(TRIAL_ENV)
-    if not raw:
-        return None
-    handoff = json.loads(raw)
-
-    def open_trial() -> optuna.Trial:
-        storage = open_storage(handoff["storage"], lock=False).storage
-        pruner = PrunerConfig(**handoff["pruner"]).build(handoff["epochs"])
-        study = optuna.load_study(study_name=handoff["study"], storage=storage, pruner=pruner)
-        return optuna.Trial(study, handoff["trial_id"])
-
-    return TrialReporter(open_trial, handoff["metric"], os.environ.get("MLFLOW_RUN_ID"))
 
 
 def objective_values(result: TrainResult, objectives: list[Objective], device: str) -> list[float]:
