@@ -11,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -171,18 +172,39 @@ def launch_ddp(function: Callable[..., None], args: tuple, num_processes: int = 
     from torch.multiprocessing import start_processes
 
     with (
-        tempfile.NamedTemporaryFile() as rendezvous,
+        tempfile.TemporaryDirectory() as rendezvous,  # the file store inside is removed by the group's end
         patch_environment(
             world_size=num_processes,
             master_addr="127.0.0.1",
             master_port=str(free_port()),
             accelerate_mixed_precision="no",
-            accelerate_debug_rdv_file=rendezvous.name,
+            accelerate_debug_rdv_file=str(Path(rendezvous) / "store"),
             accelerate_use_cpu="yes",
             gloo_socket_ifname="lo",
         ),
     ):
-        start_processes(PrepareForLaunch(function, debug=True), args=args, nprocs=num_processes, start_method="spawn")
+        job = PrepareForLaunch(EndingProcessGroup(function), debug=True)
+        start_processes(job, args=args, nprocs=num_processes, start_method="spawn")
+
+
+@dataclass(frozen=True)
+class EndingProcessGroup:
+    """A DDP job that destroys its process group when it returns, as a launched script's exit would.
+
+    A rank that exits with gloo's threads still running can abort ("terminate called without an active
+    exception") and fail a job that succeeded.
+    """
+
+    function: Callable[..., None]
+
+    def __call__(self, *args: object) -> None:
+        import torch.distributed as dist
+
+        try:
+            self.function(*args)
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def free_port() -> int:

@@ -35,7 +35,7 @@ def test_a_launch_that_started_fewer_processes_than_asked_names_the_command(tmp_
     assert requested_processes(["python", "-m", "pytest"]) is None  # not started by accelerate launch
     command = distributed_command(2, [*ONE_PROCESS_LAUNCH, "--cpu", "--config", "x.yaml"])
     assert command == (
-        "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --cpu --num_processes 2 train --cpu --config x.yaml"
+        "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 train --cpu --config x.yaml"
     )
 
 

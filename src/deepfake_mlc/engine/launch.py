@@ -117,6 +117,12 @@ def distributed_command(processes: int, command: list[str] | None = None) -> str
             if not torch.cuda.is_available()
             else "accelerate launch --multi_gpu ..."
         )
-    rest = [part for part in command[launch + 1 :] if part != "--multi_gpu"]
-    line = shlex.join(["accelerate", "launch", "--multi_gpu", *rest])
+    rest = command[launch + 1 :]
+    script = next(
+        (i for i, part in enumerate(rest) if not part.startswith("-") and Path(part).name == "train"), len(rest)
+    )
+    # on a CPU, ACCELERATE_USE_CPU=1 says --cpu: Accelerate refuses --cpu beside --multi_gpu
+    dropped = {"--multi_gpu"} | ({"--cpu"} if not torch.cuda.is_available() else set())
+    launcher = [part for part in rest[:script] if part not in dropped]
+    line = shlex.join(["accelerate", "launch", "--multi_gpu", *launcher, *rest[script:]])
     return line if torch.cuda.is_available() else f"ACCELERATE_USE_CPU=1 {line}"
