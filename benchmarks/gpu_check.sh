@@ -19,7 +19,7 @@ mkdir -p "$OUT" "$WORK"
 : >"$OUT/logs.txt"
 REPORT=$OUT/gpu_check.md
 
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+if ! python3 -c "import pydantic" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then  # the GPU machine's image
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "cannot install the carried wheels" >&2; exit 1; }
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}

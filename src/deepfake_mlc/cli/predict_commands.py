@@ -73,7 +73,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
         failure = check.failure()
         if failure is not None:
             raise QualityGateError(f"--check failed: {failure}")
-        Console().print(_check_line(check), highlight=False)
+        Console().print(_check_line(check), highlight=False, soft_wrap=True)
     predictions = predict_files(runner, images, thresholds, args.batch_size)
     Console().print(_predict_table(predictions, runner, thresholds))
     if args.out is not None:
