@@ -145,8 +145,11 @@ def test_two_worker_processes_share_one_study_without_duplicates(
         commands = [[*command, "--workers", "2"]]
     else:
         url = request.getfixturevalue("postgres_url")
-        commands = [[*command, "--storage", url]] * 2
-    workers = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for c in commands]
+        # trials slowed down (tests/processes/slow_cli.py): the second machine joins before the first is done
+        slow = [sys.executable, str(REPO / "tests" / "processes" / "slow_cli.py"), *command[3:]]
+        commands = [[*slow, "--storage", url]] * 2
+    env = {**os.environ, "SLOW_MARKER": str(tmp_path / "step"), "SLOW_STEP_SECONDS": "0.2"}
+    workers = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for c in commands]
     outputs = [w.communicate(timeout=300)[0].decode() for w in workers]
     assert all(w.returncode == 0 for w in workers), "\n".join(out[-3000:] for out in outputs)
     study = optuna.load_study(study_name=name, storage=open_storage(url, lock=False).storage)

@@ -79,7 +79,7 @@ class RunFolder:
 
 
 def find_runs(paths: Iterable[Path]) -> list[RunFolder]:
-    """The run folders among ``paths`` and beneath them (a folder with a ``config.yaml``), in path order.
+    """The run folders among ``paths`` and beneath them (a folder with a ``checkpoints/``), in path order.
 
     ``runs/`` finds every run a training or a search left there, as ``mlflow ui`` or Ultralytics' ``runs/``
     users expect; a path that does not exist is a user error.
@@ -89,9 +89,11 @@ def find_runs(paths: Iterable[Path]) -> list[RunFolder]:
         path = Path(path).expanduser()
         if not path.is_dir():
             raise InputNotFoundError(f"no such run folder: {path}")
-        for config in sorted(path.rglob("config.yaml")):
-            if config.parent.name != "state" and (config.parent / "checkpoints").is_dir():
-                found.setdefault(config.parent, RunFolder(config.parent))
+        runs = sorted({marker.parent for marker in path.rglob("checkpoints") if marker.is_dir()})
+        if not runs:
+            raise InputNotFoundError(f"no run folder in {path} (a run folder has a checkpoints/ folder)")
+        for run in runs:
+            found.setdefault(run, RunFolder(run))
     return list(found.values())
 
 
