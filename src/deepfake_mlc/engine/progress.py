@@ -82,7 +82,7 @@ class TrainingDisplay:
         if self.enabled:
             shown = "  ".join(f"{m} {metrics[m]:.1f}" for m in METRIC_NAMES)
             suffix = " (EMA weights)" if weights == "ema" else ""
-            self.console.print(f"epoch {epoch + 1} validation{suffix}: {shown}")
+            self.console.print(f"epoch {epoch + 1} validation{suffix}: {shown}", soft_wrap=True, highlight=False)
 
     def note(self, text: str) -> None:
         """One line, never broken by rich (a command in it stays copyable; logs keep it whole)."""
