@@ -40,26 +40,36 @@ from deepfake_mlc.losses import build_loss
 from deepfake_mlc.models import build_model
 
 
-def bare_loop(cfg: Config) -> list[float]:
-    """Images/s of each epoch of the plainest loop: no Accelerate, no logging, no checkpoints."""
-    torch.manual_seed(cfg.seed)
-    dataset = build_dataset(cfg.data, "train")
-    loader = build_loader(dataset, cfg.data, train=True, seed=cfg.seed)
-    model = build_model(cfg.model, dataset.num_labels).train()
-    optimizer, criterion = build_optimizer(model, cfg.train), build_loss(cfg.loss)
-    # the same schedule: weights then evolve alike, and so does the arithmetic's cost (values, not code, differ)
-    scheduler = build_scheduler(optimizer, cfg.train, len(loader))
-    speeds = []
-    for _ in range(cfg.train.epochs):
-        start, seen = time.perf_counter(), 0
-        for images, targets in loader:
-            loss = criterion(model(images), targets)
-            optimizer.zero_grad(set_to_none=True)
+class BareLoop:
+    """The plainest loop over the same model, data, optimiser, loss and schedule: no Accelerate, no logging.
+
+    The same schedule matters: weights then evolve alike, and so does the arithmetic's cost.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        torch.manual_seed(cfg.seed)
+        self.dataset = build_dataset(cfg.data, "train")
+        self.loader = build_loader(self.dataset, cfg.data, train=True, seed=cfg.seed)
+        self.model = build_model(cfg.model, self.dataset.num_labels).train()
+        self.optimizer, self.criterion = build_optimizer(self.model, cfg.train), build_loss(cfg.loss)
+        self.scheduler = build_scheduler(self.optimizer, cfg.train, len(self.loader))
+
+    def epoch(self) -> None:
+        for images, targets in self.loader:
+            loss = self.criterion(self.model(images), targets)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            scheduler.step()
-            seen += len(targets)
-        speeds.append(len(dataset) / (time.perf_counter() - start))
+            self.optimizer.step()
+            self.scheduler.step()
+
+
+def bare_loop(cfg: Config) -> list[float]:
+    """Images/s of each epoch of the bare loop but the first."""
+    loop, speeds = BareLoop(cfg), []
+    for _ in range(cfg.train.epochs):
+        start = time.perf_counter()
+        loop.epoch()
+        speeds.append(len(loop.dataset) / (time.perf_counter() - start))
     return speeds[1:]
 
 
@@ -97,24 +107,9 @@ def profiled(epoch) -> dict[str, float]:
 
 def print_profiles(cfg: Config) -> None:
     """The second epoch of each loop, profiled (the first warms up): where the difference goes."""
-    torch.manual_seed(cfg.seed)
-    dataset = build_dataset(cfg.data, "train")
-    loader = build_loader(dataset, cfg.data, train=True, seed=cfg.seed)
-    model = build_model(cfg.model, dataset.num_labels).train()
-    optimizer, criterion = build_optimizer(model, cfg.train), build_loss(cfg.loss)
-    # the same schedule: weights then evolve alike, and so does the arithmetic's cost (values, not code, differ)
-    scheduler = build_scheduler(optimizer, cfg.train, len(loader))
-
-    def bare_epoch() -> None:
-        for images, targets in loader:
-            loss = criterion(model(images), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-
-    bare_epoch()
-    bare = profiled(bare_epoch)
+    loop = BareLoop(cfg)
+    loop.epoch()
+    bare = profiled(loop.epoch)
     trainer = Trainer(cfg, cpu=not torch.cuda.is_available(), show_progress=False)
     trainer.end_epoch(trainer.train_epoch(0))
     ours = profiled(lambda: trainer.end_epoch(trainer.train_epoch(1)))  # the epoch, its state save and logging
