@@ -96,7 +96,7 @@ def test_tuned_thresholds_decide_and_the_override_wins(
     model = save_model(
         onnx.load(str(onnx_path)),
         tmp_path / "tuned.onnx",
-        read_onnx_info(onnx_path).model_copy(update={"thresholds": tuned}),
+        read_onnx_info(onnx_path).model_copy(update={"thresholds": tuple(tuned)}),
     )
     assert predict(model, image_folder(data_root), tmp_path / "tuned.json") == 0
     report = json.loads((tmp_path / "tuned.json").read_text())
