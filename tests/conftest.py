@@ -115,6 +115,7 @@ def tiny_overrides(root: Path, out: Path) -> list[str]:
     return [
         f"data.root={root}",
         "data.image_size=32",
+        "data.face_crop.policy=none",
         "data.batch_size=8",
         "data.num_workers=0",
         "model.name=test_resnet",

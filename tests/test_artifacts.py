@@ -59,8 +59,20 @@ def test_a_newer_schema_version_is_refused_with_the_way_out(tmp_path: Path) -> N
     with pytest.raises(CheckpointError, match=r"newer deepfake-mlc \(schema version 99.*upgrade deepfake-mlc"):
         CheckpointMeta.from_json({**data, "schema_version": 99}, "future.safetensors")
     info = read_model_info(RELEASE_0_1_0 / "checkpoints" / "best-fp32.onnx").model_dump(mode="json")
-    with pytest.raises(CheckpointError, match="schema version 3"):
-        parse_model_info(json.dumps({**info, "schema_version": 3}), "future.onnx", "an ONNX model")
+    newer = SCHEMA_VERSION + 1
+    with pytest.raises(CheckpointError, match=f"schema version {newer}"):
+        parse_model_info(json.dumps({**info, "schema_version": newer}), "future.onnx", "an ONNX model")
+
+
+def test_models_written_before_faces_take_whole_images() -> None:
+    """Schema 1 and 2 had no face crop: the model saw whole images, and still does (predict --faces auto)."""
+    meta = read_checkpoint_meta(RELEASE_0_1_0)
+    info = read_model_info(RELEASE_0_1_0 / "checkpoints" / "best-fp32.onnx")
+    assert meta.preprocessing.face_crop.policy == info.preprocessing.face_crop.policy == "none"
+    version_2 = meta.model_dump(mode="json")
+    del version_2["preprocessing"]["face_crop"]
+    upgraded = CheckpointMeta.from_json({**version_2, "schema_version": 2}, "v2.safetensors")
+    assert upgraded.preprocessing.face_crop.policy == "none"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ def tiny_config(root: Path, out: Path, *overrides: str) -> Config:
 
 
 def test_train_writes_checkpoints_metrics_and_an_mlflow_run(synth_root: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(synth_root, tmp_path, "train.ema=true", "train.ema_decay=0.5")
+    crop = ("data.face_crop.policy=ffhq", "data.face_crop.size=128")  # recorded, for predict to cut photos so
+    cfg = tiny_config(synth_root, tmp_path, "train.ema=true", "train.ema_decay=0.5", *crop)
     result = train(cfg, cpu=True, show_progress=False)
     run = tmp_path / "run"
     assert result.run_dir == run and result.best_epoch in (1, 2)
@@ -44,6 +45,7 @@ def test_train_writes_checkpoints_metrics_and_an_mlflow_run(synth_root: Path, tm
             "interpolation": "bilinear",
             "mean": tuple(cfg.data.mean),
             "std": tuple(cfg.data.std),
+            "face_crop": {"policy": "ffhq", "size": 128, "scale": 1.0, "interpolation": "bicubic", "template": None},
         }
         assert meta.threshold == 0.5 and meta.weights in ("model", "ema") and state
         assert json.loads((run / "checkpoints" / f"{name}.json").read_text()) == meta.model_dump(mode="json")

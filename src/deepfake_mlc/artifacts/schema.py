@@ -3,7 +3,7 @@
 A checkpoint's metadata (:class:`CheckpointMeta`) is embedded in its safetensors file and mirrored in a
 ``.json`` beside it; an exported model's (:class:`ModelInfo`) is in the ONNX model's ``metadata_props``
 or in a TensorRT engine's side file. Both carry ``schema_version``: a reader upgrades what earlier
-releases wrote (:data:`SCHEMA_VERSION` 1: the ``*-v1`` formats of release 0.1.0) and refuses a newer
+releases wrote (:data:`SCHEMA_VERSION` 1: the ``*-v1`` formats of release 0.1.0; 2: no face crop) and refuses a newer
 version with the way out, instead of misreading fields it does not know. A release that adds a field
 bumps :data:`SCHEMA_VERSION` and teaches :func:`_upgrade` the step.
 """
@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from deepfake_mlc.config.schema import FaceCropConfig
 from deepfake_mlc.errors import CheckpointError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHECKPOINT_FORMAT = "deepfake-mlc/checkpoint"
 MODEL_FORMAT = "deepfake-mlc/model"
 # release 0.1.0 named the version in the format string and had no schema_version
@@ -31,13 +32,18 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
 
+NO_FACE_CROP = FaceCropConfig(policy="none")
+
+
 class Preprocessing(Record):
-    """How images become model inputs: resized square to ``image_size``, then ``(x / 255 - mean) / std``."""
+    """How images become model inputs: the face cut out as ``face_crop`` says (or the whole image), resized
+    square to ``image_size``, then ``(x / 255 - mean) / std``."""
 
     image_size: int
     interpolation: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    face_crop: FaceCropConfig = NO_FACE_CROP
 
 
 class CheckpointMeta(Record):
@@ -167,5 +173,7 @@ def _upgrade(data: dict[str, Any], source: str, fmt: str, what: str) -> dict[str
         )
     if version == 1 and fmt == MODEL_FORMAT:  # 0.1.0 wrote the preprocessing keys at the top level
         data["preprocessing"] = {key: data.pop(key) for key in _PREPROCESSING_KEYS if key in data}
+    if version <= 2 and isinstance(data.get("preprocessing"), dict):  # before faces: the whole image, resized
+        data["preprocessing"] = {**data["preprocessing"], "face_crop": NO_FACE_CROP.model_dump()}
     data["schema_version"] = SCHEMA_VERSION
     return data

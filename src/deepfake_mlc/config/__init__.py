@@ -8,11 +8,12 @@ from deepfake_mlc.config.loader import (
     read_yaml,
     validate,
 )
-from deepfake_mlc.config.schema import Config, DataConfig
+from deepfake_mlc.config.schema import Config, DataConfig, FaceCropConfig
 
 __all__ = [
     "Config",
     "DataConfig",
+    "FaceCropConfig",
     "StrictModel",
     "apply_overrides",
     "dump_yaml",

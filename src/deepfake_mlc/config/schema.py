@@ -40,6 +40,33 @@ class AugmentConfig(StrictModel):
     )
 
 
+Point = tuple[float, float]
+
+
+class FaceCropConfig(StrictModel):
+    """How a face is cut out of a photo: the crop a model's training images have, applied again at prediction.
+
+    ``ffhq``: FFHQ's alignment (from the eye centres and mouth corners an oriented square around the face),
+    which Seq-DeepFake's CelebA-HQ / FFHQ images have. ``template``: the similarity transform that puts the
+    five landmarks (eyes, nose tip, mouth corners) nearest to ``template`` (fractions of the crop's side).
+    ``none``: no face detection; the whole image is resized (the synthetic set draws its faces aligned).
+    """
+
+    policy: Literal["ffhq", "template", "none"] = "ffhq"
+    size: int = Field(256, ge=16, le=4096, description="side of the square crop in pixels (Seq-DeepFake: 256)")
+    scale: float = Field(1.0, gt=0.0, le=4.0, description="above 1: more of the head and background in the crop")
+    interpolation: Literal["bilinear", "bicubic"] = "bicubic"
+    template: tuple[Point, Point, Point, Point, Point] | None = Field(
+        None, description="template policy: where eyes, nose tip and mouth corners go, as fractions of size"
+    )
+
+    @model_validator(mode="after")
+    def _template_iff_asked(self) -> FaceCropConfig:
+        if (self.policy == "template") != (self.template is not None):
+            raise ValueError("face_crop.template is required with policy 'template' and only then")
+        return self
+
+
 class ManifestSplits(StrictModel):
     """CSV manifests (columns ``path``, ``labels``) of a user's own data set, one per split."""
 
@@ -60,6 +87,9 @@ class DataConfig(StrictModel):
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    face_crop: FaceCropConfig = Field(
+        default_factory=FaceCropConfig, description="the face crop of the images; predict cuts photos the same way"
+    )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     fraction: float = Field(
         1.0, gt=0, le=1, description="share of the training split used, spread evenly over it (quick runs, searches)"

@@ -373,7 +373,11 @@ class Trainer:
             config=self.cfg.model_dump(mode="json"),
             label_names=self.labels,
             preprocessing=Preprocessing(
-                image_size=data.image_size, interpolation=data.interpolation, mean=data.mean, std=data.std
+                image_size=data.image_size,
+                interpolation=data.interpolation,
+                mean=data.mean,
+                std=data.std,
+                face_crop=data.face_crop,
             ),
             threshold=self.cfg.train.threshold,
             params=self.params,
