@@ -63,3 +63,11 @@ class OutputExistsError(UserError, FileExistsError):
 
 class OutputNotWritableError(UserError, PermissionError):
     """An output folder that cannot be written."""
+
+
+class DetectorUnavailable(UserError, RuntimeError):
+    """The face detector's weights (shipped by facenet-pytorch's wheel) are not installed."""
+
+
+class CorruptVideoError(UserError, OSError):
+    """A video file that cannot be opened or decoded."""
