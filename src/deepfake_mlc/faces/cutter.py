@@ -1,0 +1,46 @@
+"""A photo in, the images a model should see out: each face found, cut as the model's crop policy says.
+
+With no policy (``none``, or faces switched off) the whole photo is the one "face": the model then sees
+what it saw before faces existed, and a caller handles both cases alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image
+
+from deepfake_mlc.config.schema import FaceCropConfig
+from deepfake_mlc.faces.align import cut_face
+from deepfake_mlc.faces.detector import FaceDetector
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FaceImage:
+    """One face of a photo: where it is in the photo's pixels, the detector's confidence, and its crop.
+
+    ``score`` is ``None`` for the whole photo taken as it is (no detection ran).
+    """
+
+    box: Box
+    score: float | None
+    image: Image.Image
+
+
+class FaceCutter:
+    """Finds and cuts faces with one detector, kept for every photo and frame (its networks load once)."""
+
+    def __init__(self, policy: FaceCropConfig | None, threads: int | None = None, min_face: int = 20) -> None:
+        self.policy = policy if policy is not None and policy.policy != "none" else None
+        self.detector = FaceDetector(min_face=min_face, threads=threads) if self.policy is not None else None
+
+    def __call__(self, image: Image.Image) -> list[FaceImage]:
+        """The faces of ``image`` by score, highest first; ``[]`` when there is none."""
+        if self.policy is None or self.detector is None:
+            return [FaceImage((0.0, 0.0, float(image.width), float(image.height)), None, image)]
+        return [
+            FaceImage(face.box, face.score, cut_face(image, self.policy, face.landmarks))
+            for face in self.detector(image)
+        ]
