@@ -32,6 +32,11 @@ ARG PILLOW_VERSION=13.0.0
 ARG PYYAML_VERSION=6.0.3
 ARG PYDANTIC_VERSION=2.14.3
 ARG RICH_VERSION=15.0.0
+# Faces in photos and videos: the MTCNN detector runs under ONNX Runtime (graphs built with onnx) from the
+# weights facenet-pytorch's wheel ships, installed --no-deps (it would pull torch); PyAV decodes videos.
+ARG ONNX_VERSION=1.23.2
+ARG AV_VERSION=18.1.0
+ARG FACENET_PYTORCH_VERSION=2.5.3
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY --from=wheel /wheels /tmp/wheels
@@ -45,6 +50,9 @@ RUN python -m venv /opt/venv \
         "pyyaml==${PYYAML_VERSION}" \
         "pydantic==${PYDANTIC_VERSION}" \
         "rich==${RICH_VERSION}" \
+        "onnx==${ONNX_VERSION}" \
+        "av==${AV_VERSION}" \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps "facenet-pytorch==${FACENET_PYTORCH_VERSION}" \
  && /opt/venv/bin/pip install --no-cache-dir --no-deps /tmp/wheels/deepfake_mlc-*.whl \
  && /opt/venv/bin/python -c "import onnxruntime as ort; assert 'CUDAExecutionProvider' in ort.get_available_providers()" \
  && /opt/venv/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch must not be in the serve image'"

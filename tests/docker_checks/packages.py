@@ -14,7 +14,7 @@ from docker_checks.dockerfiles import Image
 
 # Left out of the serving image whatever the installed metadata says (an editable install's can be stale).
 TRAINING_ONLY = frozenset({"torch", "torchvision", "timm", "accelerate", "mlflow", "optuna", "matplotlib",
-                           "sqlalchemy", "alembic", "onnx", "onnxscript", "safetensors"})  # fmt: skip
+                           "sqlalchemy", "alembic", "onnxscript", "safetensors"})  # fmt: skip
 
 
 def pip_installs(built: Image) -> list[argparse.Namespace]:

@@ -1,4 +1,4 @@
-"""``deepfake-mlc data synth`` and ``deepfake-mlc data stats``."""
+"""``deepfake-mlc data synth``, ``data stats`` and ``data faces``."""
 
 from __future__ import annotations
 
@@ -73,6 +73,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     stats.add_argument("--split", choices=SPLITS, help="only this split")
     stats.add_argument("--json", type=Path, help="also write the statistics as JSON")
     stats.set_defaults(func=run_stats)
+
+    faces = sub.add_parser(
+        "faces",
+        help="cut the aligned face of every photo of a folder into a folder + manifest to train on",
+        description="Finds each photo's faces (MTCNN), cuts them as --policy says (ffhq: Seq-DeepFake's "
+        "alignment) into OUT/images as PNG, and writes OUT/manifest.csv (path, labels, source photo, box, score) "
+        "and OUT/faces_report.json (photos with no face, several faces, unreadable).",
+    )
+    faces.add_argument("source", type=Path, metavar="IN_DIR", help="folder of photos (searched recursively)")
+    faces.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    faces.add_argument("--policy", choices=("ffhq", "template"), default="ffhq", help="crop policy (default: ffhq)")
+    faces.add_argument("--config", type=Path, help="take the crop policy from this run config's data.face_crop")
+    faces.add_argument("--size", type=int, help="crop side in pixels (default: 256)")
+    faces.add_argument("--scale", type=float, help="above 1: more context around the face (default: 1)")
+    faces.add_argument(
+        "--labels-from", type=Path, metavar="CSV", help="manifest of the photos (path, labels): the crops keep them"
+    )
+    faces.add_argument(
+        "--every-face", action="store_true", help="a crop for every face of a photo (default: its largest face)"
+    )
+    faces.add_argument("--threads", type=int, help="CPU threads of the detector")
+    faces.set_defaults(func=run_faces)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -183,3 +205,35 @@ def _print_stats(console: Console, name: str, stats: LabelStats) -> None:
         co.add_row(label, *(str(v) for v in row))
     for table in (labels, lengths, co):
         console.print(table)
+
+
+def run_faces(args: argparse.Namespace) -> int:
+    from deepfake_mlc.config import validate
+    from deepfake_mlc.config.schema import FaceCropConfig
+    from deepfake_mlc.faces.folder import MANIFEST, REPORT, crop_folder
+
+    policy = load_config(Config, args.config).data.face_crop if args.config else FaceCropConfig(policy=args.policy)
+    changes = {k: v for k, v in (("size", args.size), ("scale", args.scale)) if v is not None}
+    policy = validate(FaceCropConfig, {**policy.model_dump(), **changes}, "data faces") if changes else policy
+    report = crop_folder(args.source, args.out, policy, args.labels_from, args.every_face, args.threads)
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"{args.source}: {report.photos} photos, {report.crops} face crops", title_justify="left")
+    table.add_column("photos")
+    table.add_column("count", justify="right")
+    table.add_column("first few")
+    several = [f"{name} ({n})" for name, n in report.several_faces.items()]
+    kept = "every face kept" if args.every_face else "the largest kept"
+    for what, names in (
+        ("with no face", report.no_face),
+        (f"with several faces ({kept})", several),
+        ("unreadable", [f"{name}: {why}" for name, why in report.unreadable.items()]),
+    ):
+        table.add_row(what, str(len(names)), "; ".join(names[:3]) + (" ..." if len(names) > 3 else ""))
+    console.print(table)
+    console.print(f"written: {args.out / MANIFEST}, {args.out / REPORT}")
+    console.print(
+        f"train on them: --set data.format=manifest --set data.manifests.train={args.out / MANIFEST} "
+        f"--set data.face_crop.policy={policy.policy} --set data.face_crop.size={policy.size} "
+        "--set 'data.labels=[...]'"
+    )
+    return 0

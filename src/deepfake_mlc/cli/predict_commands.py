@@ -1,9 +1,14 @@
-"""``deepfake-mlc predict``: label probabilities and decisions for images, from any model file we write."""
+"""``deepfake-mlc predict``: label probabilities for every face of photos and videos, from any model file we write.
+
+Exit status 0 when every input was read, 1 when some could not be (each is reported, the rest predicted
+and written), 2 for a user error that stops the command (a bad model file, no inputs at all).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,11 +16,13 @@ from deepfake_mlc.cli.options import positive
 from deepfake_mlc.runtime.runners import RUNTIMES
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
+    from deepfake_mlc.config.schema import FaceCropConfig
     from deepfake_mlc.metrics.parity import Parity
     from deepfake_mlc.runtime.base import Runner
-    from deepfake_mlc.runtime.predict import Prediction
+    from deepfake_mlc.runtime.predict import FilePrediction
 
 
 def _prediction_file(text: str) -> Path:
@@ -27,11 +34,28 @@ def _prediction_file(text: str) -> Path:
 
 def register(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
-        "predict", help="label probabilities and decisions for images, from a checkpoint, ONNX model or engine"
+        "predict",
+        help="label probabilities for every face of photos and videos, from a checkpoint, ONNX model or engine",
     )
-    predict.add_argument("images", nargs="+", type=Path, help="image files or folders (searched recursively)")
+    predict.add_argument(
+        "inputs", nargs="+", type=Path, help="photos, videos, or folders of them (searched recursively)"
+    )
     predict.add_argument(
         "--model", type=Path, required=True, metavar="PATH", help="run folder, .safetensors, .onnx or .engine"
+    )
+    predict.add_argument(
+        "--faces",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="auto: find and cut faces as the model's training faces were cut (its face_crop), or take whole "
+        "images if it was trained on them; on: always find faces (ffhq crop for a whole-image model); "
+        "off: the whole image, resized (default: auto)",
+    )
+    predict.add_argument(
+        "--fps", type=positive(float), default=5.0, metavar="N", help="video frames sampled per second (default: 5)"
+    )
+    predict.add_argument(
+        "--min-face", type=positive(), default=20, metavar="PX", help="smallest face searched for, in pixels"
     )
     predict.add_argument(
         "--runtime", metavar="NAME", help=f"{', '.join(RUNTIMES)} (default: the fastest this machine has for the file)"
@@ -43,13 +67,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--threshold", type=float, metavar="P", help="one threshold for every label (default: the model's)"
     )
     predict.add_argument("--batch-size", type=positive(), default=32, metavar="N")
-    predict.add_argument("--threads", type=positive(), metavar="N", help="CPU threads of the runtime")
+    predict.add_argument("--threads", type=positive(), metavar="N", help="CPU threads of the runtime and detector")
     predict.add_argument(
         "--check",
         type=positive(),
         metavar="N",
-        help="first run the first N images in the reference runtime too (IEEE float32 on the CPU) and stop unless "
-        "the runtime passes the quality gate export applies; the JSON output records the check",
+        help="first run the first N photos (whole) in the reference runtime too (IEEE float32 on the CPU) and stop "
+        "unless the runtime passes the quality gate export applies; the JSON output records the check",
     )
     predict.set_defaults(func=run_predict_command)
 
@@ -58,10 +82,13 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from deepfake_mlc.errors import QualityGateError
+    from deepfake_mlc.faces.cutter import FaceCutter
     from deepfake_mlc.runtime import available_runtimes, open_runner
-    from deepfake_mlc.runtime.predict import check_runtime, collect_images, predict_files, write_predictions
+    from deepfake_mlc.runtime.predict import Predictor, check_runtime, collect_inputs
+    from deepfake_mlc.runtime.predict_output import write_predictions
 
-    images = collect_images(args.images)
+    console = Console(highlight=False, soft_wrap=True)
+    inputs = collect_inputs(args.inputs)
     # none available only for an engine on a machine without TensorRT: opening it then says why
     runtime = args.runtime or next(iter(available_runtimes(args.model)), "tensorrt")
     runner = open_runner(args.model, runtime, threads=args.threads)
@@ -69,17 +96,39 @@ def run_predict_command(args: argparse.Namespace) -> int:
     thresholds = (args.threshold,) * len(labels) if args.threshold is not None else runner.info.decision_thresholds()
     check = None
     if args.check is not None:
-        check = check_runtime(runner, args.model, images[: args.check], thresholds, args.threads)
+        check = check_runtime(runner, args.model, inputs, thresholds, args.threads, limit=args.check)
         failure = check.failure()
         if failure is not None:
             raise QualityGateError(f"--check failed: {failure}")
-        Console().print(_check_line(check), highlight=False, soft_wrap=True)
-    predictions = predict_files(runner, images, thresholds, args.batch_size)
-    Console().print(_predict_table(predictions, runner, thresholds))
+        console.print(_check_line(check))
+    face_crop = _face_crop(runner, args.faces, console)
+    cutter = FaceCutter(face_crop, threads=args.threads, min_face=args.min_face)
+    results = Predictor(runner, cutter, thresholds, args.batch_size).predict(inputs, fps=args.fps)
+    console.print(_predict_table(results, runner, thresholds, face_crop))
     if args.out is not None:
-        write_predictions(args.out, predictions, runner, args.model, thresholds, check)
-        Console().print(f"written: {args.out}")
-    return 0
+        write_predictions(args.out, results, runner, args.model, thresholds, face_crop, args.fps, check)
+        console.print(f"written: {args.out}")
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        print(f"error: {result.path}: {result.error}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(results)} inputs could not be read (the others were predicted)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _face_crop(runner: Runner, faces: str, console: Console) -> FaceCropConfig | None:
+    """The crop ``--faces`` asks for: the model's own, FFHQ's for a whole-image model with ``on``, or none."""
+    from deepfake_mlc.config.schema import FaceCropConfig
+
+    trained = runner.info.preprocessing.face_crop
+    if faces == "off" or (faces == "auto" and trained.policy == "none"):
+        return None
+    if trained.policy == "none":
+        console.print(
+            "note: the model was trained on whole images (face_crop: none); cutting faces with the ffhq policy"
+        )
+        return FaceCropConfig()
+    return trained
 
 
 def _check_line(check: Parity) -> str:
@@ -89,21 +138,40 @@ def _check_line(check: Parity) -> str:
     )
 
 
-def _predict_table(predictions: list[Prediction], runner: Runner, thresholds: tuple[float, ...]) -> Table:
+def _predict_table(
+    results: list[FilePrediction], runner: Runner, thresholds: tuple[float, ...], face_crop: FaceCropConfig | None
+) -> Table:
+    """A row per face of a photo, per track of a video, and per file without a face or unreadable."""
     from rich.table import Table
 
     labels = runner.info.label_names
-    title = f"{runner.name} ({runner.precision}, {runner.device}); a label fires above its threshold"
+    crop = "whole images" if face_crop is None else f"faces cut by the {face_crop.policy} policy"
+    title = f"{runner.name} ({runner.precision}, {runner.device}), {crop}; a label fires above its threshold"
     table = Table(title=title, title_justify="left")
-    table.add_column("image")
+    table.add_column("file")
+    table.add_column("face")
     for name, threshold in zip(labels, thresholds, strict=True):
         table.add_column(f"{name}\n> {threshold:.2f}", justify="right")
     table.add_column("labels")
-    common = Path(os.path.commonpath([p.path.parent for p in predictions]))  # show paths below it
-    for p in predictions:
-        cells = [
-            f"[bold]{v:.3f}[/bold]" if fired else f"{v:.3f}"
-            for v, fired in zip(p.probabilities, p.decisions, strict=True)
-        ]
-        table.add_row(str(p.path.relative_to(common)), *cells, ", ".join(p.fired(labels)) or "original")
+    common = Path(os.path.commonpath([r.path.parent for r in results]))  # show paths below it
+    for result in results:
+        name = str(result.path.relative_to(common))
+        rows = [
+            (f"#{i} box {_box(face.box)}", face.probabilities, face.decisions) for i, face in enumerate(result.faces)
+        ] + [(f"track {t.id}, {t.frames} frames", t.probabilities, t.decisions) for t in result.tracks]
+        for what, probabilities, decisions in rows:
+            cells = [
+                f"[bold]{v:.3f}[/bold]" if fire else f"{v:.3f}"
+                for v, fire in zip(probabilities, decisions, strict=True)
+            ]
+            fired = ", ".join(n for n, fire in zip(labels, decisions, strict=True) if fire)
+            table.add_row(name, what, *cells, fired or "original")
+        if result.error is not None:
+            table.add_row(name, f"[red]error: {result.error}[/red]", *[""] * (len(labels) + 1))
+        elif not rows:
+            table.add_row(name, "no face found", *[""] * (len(labels) + 1))
     return table
+
+
+def _box(box: tuple[float, ...]) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"

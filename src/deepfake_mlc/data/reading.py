@@ -52,14 +52,30 @@ def existing_file(base: Path, relative: str, where: str) -> str:
 
 
 def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later)."""
+    """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later).
+
+    An image of more than PIL's ``MAX_IMAGE_PIXELS`` (about 89 megapixels) is refused from its header,
+    before decoding: a small file can claim a size that would fill the memory (a decompression bomb).
+    """
     try:
         with Image.open(path) as img:
+            if img.width * img.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+                raise _too_large(path, f"{img.width}×{img.height}")
             return img.convert("RGB")
     except FileNotFoundError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:  # PIL's own refusal, from twice the limit on
+        raise _too_large(path, str(err).split(" exceeds")[0]) from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
         raise CorruptImageError(f"cannot read image {path}: {err}") from None
+
+
+def _too_large(path: str | Path, size: str) -> CorruptImageError:
+    limit = (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+    return CorruptImageError(
+        f"cannot read image {path}: refused, {size} is more than {limit:.0f} megapixels "
+        "(a decompression bomb, or a scan to shrink first)"
+    )
 
 
 def open_sample(path: str | Path, on_corrupt: OnCorrupt) -> Image.Image | None:

@@ -1,81 +1,250 @@
-"""``deepfake-mlc predict``: each image's label probabilities and decisions, from any model file.
+"""``deepfake-mlc predict``: label probabilities for every face of photos and videos, from any model file.
 
-The CSV output is also a manifest (``path``, ``labels`` joined by ``|``), so predictions can be read
-back as a data set. ``--check`` first holds the runtime picked to the quality gate export applies
-(:func:`check_runtime`), against the file's reference runtime on the first images.
+Each face is cut as the model's training faces were (its crop policy, :mod:`deepfake_mlc.faces`), then
+preprocessed as in training. A file that cannot be read is a result too (its ``error``), never the end
+of the run: the rest is still predicted and written. Videos are sampled at ``fps`` frames a second and
+their faces followed across frames (tracks), each track summarised per label.
+
+``--check`` first holds the runtime picked to the quality gate export applies (:func:`check_runtime`),
+against the file's reference runtime on the first images.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
-from rich.progress import track
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from deepfake_mlc.errors import InputNotFoundError
+from deepfake_mlc.data.preprocess import Preprocessing
+from deepfake_mlc.data.reading import open_rgb
+from deepfake_mlc.errors import CorruptImageError, CorruptVideoError, InputNotFoundError
+from deepfake_mlc.faces.cutter import Box, FaceCutter, FaceImage
+from deepfake_mlc.faces.tracks import Tracker
+from deepfake_mlc.faces.video import VIDEO_SUFFIXES, sample_frames, video_info
 from deepfake_mlc.metrics.parity import Parity, check_parity
 from deepfake_mlc.runtime.base import Runner, run_batched
-from deepfake_mlc.runtime.data import load_images
 from deepfake_mlc.runtime.runners import open_reference
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+UNREADABLE = (
+    CorruptImageError,
+    CorruptVideoError,
+    FileNotFoundError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 @dataclass(frozen=True)
-class Prediction:
-    path: Path
+class FacePrediction:
+    """One face: where (the photo's pixels), how sure the detector was, and the model's answer."""
+
+    box: Box
+    score: float | None
     probabilities: tuple[float, ...]
     decisions: tuple[bool, ...]
-
-    def fired(self, label_names: Sequence[str]) -> list[str]:
-        return [name for name, fired in zip(label_names, self.decisions, strict=True) if fired]
+    track: int | None = None
 
 
-def collect_images(paths: Sequence[Path]) -> list[Path]:
-    """Image files as given, and the images under folders (recursively, sorted); absolute paths."""
+@dataclass(frozen=True)
+class FramePrediction:
+    t: float
+    faces: list[FacePrediction]
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """A face followed through a video: mean probability and share of its frames over threshold, per label."""
+
+    id: int
+    frames: int
+    probabilities: tuple[float, ...]
+    share_over_threshold: tuple[float, ...]
+    decisions: tuple[bool, ...]
+
+
+@dataclass
+class FilePrediction:
+    """One input file: its faces (photos) or frames and tracks (videos), or why it could not be read."""
+
+    path: Path
+    kind: Literal["image", "video"]
+    error: str | None = None
+    faces: list[FacePrediction] = field(default_factory=list)
+    frames: list[FramePrediction] = field(default_factory=list)
+    tracks: list[TrackSummary] = field(default_factory=list)
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def collect_inputs(paths: Sequence[Path]) -> list[Path]:
+    """Files as given (read or reported later, whatever they are) and the photos and videos under folders
+    (recursively, sorted); absolute paths. Nothing found at all is an error."""
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     found: list[Path] = []
     for path in (p.expanduser().resolve() for p in paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.is_file():
-            found.append(path)
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         else:
-            raise InputNotFoundError(f"image not found: {path}")
-    if not found:
-        raise InputNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, paths))}")
+            found.append(path)  # a missing file is reported with the others
+    if not any(p.exists() for p in found):
+        raise InputNotFoundError(f"no images or videos ({', '.join(sorted(suffixes))}) in {', '.join(map(str, paths))}")
     return found
 
 
-def predict_files(
-    runner: Runner, paths: Sequence[Path], thresholds: Sequence[float], batch_size: int = 32
-) -> list[Prediction]:
-    """Run ``runner`` over image files; a label fires when its probability is above its threshold."""
-    limits = np.asarray(thresholds, dtype=np.float64)
-    predictions = []
-    starts = range(0, len(paths), batch_size)
-    for start in track(starts, description=f"predicting {len(paths)} images", transient=True):
-        chunk = paths[start : start + batch_size]
-        probs = runner(load_images(chunk, runner.info))
-        for path, row in zip(chunk, probs, strict=True):
-            predictions.append(Prediction(path, tuple(map(float, row)), tuple(bool(f) for f in row > limits)))
-    return predictions
+class Predictor:
+    """Runs ``runner`` on the faces ``cutter`` finds; a label fires when its probability is above its threshold."""
+
+    def __init__(self, runner: Runner, cutter: FaceCutter, thresholds: Sequence[float], batch_size: int = 32) -> None:
+        self.runner, self.cutter, self.batch_size = runner, cutter, batch_size
+        self.preprocessing = Preprocessing.of(runner.info.preprocessing)
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+
+    def predict(self, paths: Sequence[Path], fps: float = 5.0) -> list[FilePrediction]:
+        """Every file's prediction, in order; photos are batched together, videos go frame by frame."""
+        results: list[FilePrediction] = []
+        with _progress() as progress:
+            files = progress.add_task(f"predicting {len(paths)} files", total=len(paths))
+            images: list[Path] = []
+            for path in paths:
+                if is_video(path):
+                    results += self._images(images)
+                    images = []
+                    results.append(self._video(path, fps, progress))
+                else:
+                    images.append(path)
+                    if len(images) == self.batch_size:
+                        results += self._images(images)
+                        images = []
+                progress.advance(files)
+            results += self._images(images)
+        order = {path: i for i, path in enumerate(paths)}
+        return sorted(results, key=lambda r: order[r.path])
+
+    def _images(self, paths: Sequence[Path]) -> list[FilePrediction]:
+        results, found = [], []
+        for path in paths:
+            result = FilePrediction(path, "image")
+            try:
+                found.append((result, self.cutter(open_rgb(path))))
+            except UNREADABLE as err:
+                result.error = _reason(err, path)
+            results.append(result)
+        predictions = iter(self._run([face for _, faces in found for face in faces]))
+        for result, faces in found:
+            result.faces = [next(predictions) for _ in faces]
+        return results
+
+    def _video(self, path: Path, fps: float, progress: Progress) -> FilePrediction:
+        result = FilePrediction(path, "video")
+        tracker = Tracker(patience=max(2, round(fps)))  # a face unseen for about a second is someone else
+        try:
+            task = progress.add_task(f"  {path.name}", total=video_info(path).samples(fps))
+            for chunk in _chunks(sample_frames(path, fps), self.batch_size):
+                found = [(t, self.cutter(frame)) for t, frame in chunk]
+                predictions = iter(self._run([face for _, faces in found for face in faces]))
+                for t, faces in found:
+                    ids = tracker.update([face.box for face in faces])
+                    frame = [_with_track(next(predictions), track) for track in ids]
+                    result.frames.append(FramePrediction(round(t, 3), frame))
+                progress.advance(task, len(chunk))
+            progress.remove_task(task)
+        except UNREADABLE as err:  # frames read before a broken part are kept
+            result.error = _reason(err, path)
+        result.tracks = self._tracks(result.frames)
+        return result
+
+    def _run(self, faces: Sequence[FaceImage]) -> list[FacePrediction]:
+        if not faces:
+            return []
+        images = np.stack([self.preprocessing(face.image) for face in faces])
+        probabilities = run_batched(self.runner, images, self.batch_size).astype(np.float64)
+        return [
+            FacePrediction(face.box, face.score, tuple(map(float, p)), tuple(map(bool, p > self.thresholds)))
+            for face, p in zip(faces, probabilities, strict=True)
+        ]
+
+    def _tracks(self, frames: Sequence[FramePrediction]) -> list[TrackSummary]:
+        by_track: dict[int, list[tuple[float, ...]]] = {}
+        for frame in frames:
+            for face in frame.faces:
+                by_track.setdefault(int(face.track or 0), []).append(face.probabilities)
+        summaries = []
+        for track, rows in sorted(by_track.items()):
+            p = np.asarray(rows)
+            mean = p.mean(0)
+            share = (p > self.thresholds).mean(0)
+            summaries.append(
+                TrackSummary(
+                    track,
+                    len(rows),
+                    tuple(map(float, mean)),
+                    tuple(map(float, share)),
+                    tuple(map(bool, mean > self.thresholds)),
+                )
+            )
+        return summaries
+
+
+def _with_track(face: FacePrediction, track: int) -> FacePrediction:
+    return FacePrediction(face.box, face.score, face.probabilities, face.decisions, track)
+
+
+def _chunks(items: Iterable[tuple[float, object]], size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _reason(err: BaseException, path: Path) -> str:
+    """Why ``path`` could not be read, without its path (it stands beside the reason)."""
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    return str(err).replace(f" {path}:", ":")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
 
 
 def check_runtime(
-    runner: Runner, model: Path, paths: Sequence[Path], thresholds: Sequence[float], threads: int | None = None
+    runner: Runner,
+    model: Path,
+    paths: Sequence[Path],
+    thresholds: Sequence[float],
+    threads: int | None = None,
+    limit: int | None = None,
 ) -> Parity:
-    """``runner`` against ``model``'s reference runtime on the images at ``paths``, judged by the quality gate.
+    """``runner`` against ``model``'s reference runtime on the first ``limit`` readable photos among ``paths``
+    (whole, in the model's preprocessing), judged by the quality gate.
 
     The reference computes in IEEE float32 on the CPU (:func:`~deepfake_mlc.runtime.runners.open_reference`).
     Images have no labels here, so only the max |Δp| bounds can be checked: an int8 model fails, pointing
     to export and serve-bench, which measure its mAP drop.
     """
-    images = load_images(paths, runner.info)
+    preprocessing = Preprocessing.of(runner.info.preprocessing)
+    images = list(islice(_readable(paths, preprocessing), limit))
+    if not images:
+        raise InputNotFoundError("--check needs at least one readable photo among the inputs")
+    images = np.stack(images)
     reference = open_reference(model, threads=threads)
     return check_parity(
         run_batched(runner, images),
@@ -88,42 +257,10 @@ def check_runtime(
     )
 
 
-def write_predictions(
-    out: Path,
-    predictions: Sequence[Prediction],
-    runner: Runner,
-    model: Path,
-    thresholds: Sequence[float],
-    check: Parity | None = None,
-) -> None:
-    """JSON (everything, with the model, thresholds and ``check``) or CSV (one row per image), by ``out``'s suffix."""
-    labels = runner.info.label_names
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        with out.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(
-                ["path", "labels", *(f"{n}_probability" for n in labels), *(f"{n}_decision" for n in labels)]
-            )
-            for p in predictions:
-                writer.writerow(
-                    [p.path, "|".join(p.fired(labels)), *(f"{v:.6f}" for v in p.probabilities), *map(int, p.decisions)]
-                )
-        return
-    report: dict[str, Any] = {
-        "model": str(model),
-        "runtime": runner.name,
-        "precision": runner.precision,
-        "thresholds": dict(zip(labels, thresholds, strict=True)),
-        **({} if check is None else {"check": asdict(check)}),
-        "predictions": [
-            {
-                "path": str(p.path),
-                "labels": p.fired(labels),
-                "probabilities": dict(zip(labels, p.probabilities, strict=True)),
-                "decisions": dict(zip(labels, p.decisions, strict=True)),
-            }
-            for p in predictions
-        ],
-    }
-    out.write_text(json.dumps(report, indent=2) + "\n")
+def _readable(paths: Sequence[Path], preprocessing: Preprocessing) -> Iterator[np.ndarray]:
+    for path in paths:
+        if not is_video(path):
+            try:
+                yield preprocessing(open_rgb(path))
+            except UNREADABLE:
+                continue

@@ -1,0 +1,105 @@
+"""``deepfake-mlc data faces``: a folder of raw photos -> aligned face crops and a manifest to train on.
+
+Crops are PNG (a lossy re-encoding would add compression traces the classifier could learn). A photo with
+several faces gives its largest (the subject, as in Seq-DeepFake's one-face images) unless every face is
+asked for; photos with no face, several faces or unreadable bytes are listed in the report, and nothing
+stops at a bad file. Labels come from the raw photos' manifest when one is given.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.progress import track
+
+from deepfake_mlc.artifacts import replace_atomically, write_json_atomically
+from deepfake_mlc.config.schema import FaceCropConfig
+from deepfake_mlc.data.annotations import MANIFEST_COLUMNS
+from deepfake_mlc.data.reading import open_rgb, read_rows
+from deepfake_mlc.errors import CorruptImageError, DatasetError, InputNotFoundError, OutputExistsError
+from deepfake_mlc.faces.cutter import FaceCutter
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+MANIFEST = "manifest.csv"
+REPORT = "faces_report.json"
+
+
+@dataclass
+class CropReport:
+    """What became of each photo: crops written, and the photos to look at."""
+
+    policy: dict
+    photos: int = 0
+    crops: int = 0
+    no_face: list[str] = field(default_factory=list)
+    several_faces: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+def crop_folder(
+    source: Path,
+    out: Path,
+    policy: FaceCropConfig,
+    labels_from: Path | None = None,
+    every_face: bool = False,
+    threads: int | None = None,
+) -> CropReport:
+    """Cut the faces of every photo under ``source`` into ``out/images``, list them in ``out/manifest.csv``."""
+    if not source.is_dir():
+        raise InputNotFoundError(f"not a folder of photos: {source}")
+    if (out / MANIFEST).exists():
+        raise OutputExistsError(f"{out / MANIFEST} exists: choose another --out, or remove it to crop again")
+    if policy.policy == "none":
+        raise DatasetError("--policy none cuts no face: choose ffhq or template")
+    labels = _labels(labels_from, source) if labels_from is not None else {}
+    photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    report = CropReport(policy=policy.model_dump(mode="json"), photos=len(photos))
+    cutter = FaceCutter(policy, threads=threads)
+    rows = []
+    for photo in track(photos, description=f"cutting faces of {len(photos)} photos", transient=True):
+        name = str(photo.relative_to(source))
+        try:
+            faces = cutter(open_rgb(photo))
+        except (CorruptImageError, OSError) as err:
+            report.unreadable[name] = str(err)
+            continue
+        if not faces:
+            report.no_face.append(name)
+            continue
+        if len(faces) > 1:
+            report.several_faces[name] = len(faces)
+            if not every_face:
+                faces = [max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))]
+        for i, face in enumerate(faces):
+            crop = Path("images") / Path(name).with_suffix("") / f"face{i}.png" if every_face else None
+            crop = crop or Path("images") / Path(name).with_suffix(".png")
+            (out / crop).parent.mkdir(parents=True, exist_ok=True)
+            face.image.save(out / crop)
+            rows.append([crop.as_posix(), labels.get(name, ""), name, *(f"{v:.1f}" for v in face.box), face.score])
+    report.crops = len(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(out / REPORT, asdict(report))
+    replace_atomically(out / MANIFEST, lambda tmp: _write_manifest(tmp, rows))
+    return report
+
+
+def _labels(manifest: Path, source: Path) -> dict[str, str]:
+    """The raw photos' labels by their path below ``source`` (the manifest's paths are relative to itself)."""
+    if not manifest.is_file():
+        raise InputNotFoundError(f"manifest not found: {manifest}")
+    found = {}
+    for _, row in read_rows(manifest, MANIFEST_COLUMNS):
+        path = (manifest.parent / row["path"]).resolve()
+        if path.is_relative_to(source.resolve()):
+            found[str(path.relative_to(source.resolve()))] = row["labels"] or ""
+    return found
+
+
+def _write_manifest(path: Path, rows: Sequence[list]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*MANIFEST_COLUMNS, "source", "x0", "y0", "x1", "y1", "score"])
+        writer.writerows(rows)
