@@ -283,6 +283,7 @@ def bomb_png(path: Path, side: int = 40_000) -> None:
     path.write_bytes(bytes(raw))
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL warns, then we refuse
 def test_bad_files_are_reported_and_the_rest_predicted(
     face_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,6 +15,9 @@ from deepfake_mlc.faces.align import cut_face
 from deepfake_mlc.faces.detector import FaceDetector
 
 Box = tuple[float, float, float, float]
+# Smallest face looked for, in pixels. MTCNN's own default is 20, but a 20 px face enlarged to a 224 px model
+# input keeps few manipulation traces, and halving the smallest size halves the search's speed.
+MIN_FACE = 40
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class FaceImage:
 class FaceCutter:
     """Finds and cuts faces with one detector, kept for every photo and frame (its networks load once)."""
 
-    def __init__(self, policy: FaceCropConfig | None, threads: int | None = None, min_face: int = 20) -> None:
+    def __init__(self, policy: FaceCropConfig | None, threads: int | None = None, min_face: int = MIN_FACE) -> None:
         self.policy = policy if policy is not None and policy.policy != "none" else None
         self.detector = FaceDetector(min_face=min_face, threads=threads) if self.policy is not None else None
 

@@ -6,15 +6,20 @@ it fails at opening or halfway: the frames read before are kept by the caller.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import av
 from PIL import Image
 
 from deepfake_mlc.errors import CorruptVideoError
 
+T = TypeVar("T")
+_END = object()
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 
 
@@ -56,6 +61,42 @@ def sample_frames(path: Path, fps: float) -> Iterator[tuple[float, Image.Image]]
                     due = (int(t / period + 1e-6) + 1) * period
         except (av.error.FFmpegError, ValueError) as err:
             raise CorruptVideoError(f"cannot decode video {path}: {err}") from None
+
+
+def read_ahead(frames: Iterator[T], size: int = 8) -> Iterator[T]:
+    """``frames``, decoded by a thread ``size`` items ahead of the caller: FFmpeg releases the GIL, so decoding
+    overlaps face detection. An error in the decoder reaches the caller at the item where it happened."""
+    ahead: queue.Queue = queue.Queue(size)
+    stop = threading.Event()
+
+    def decode() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        ahead.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put((_END, None))
+        except BaseException as err:  # handed over to the caller, raised there
+            ahead.put((_END, err))
+
+    worker = threading.Thread(target=decode, daemon=True, name="video-decoder")
+    worker.start()
+    try:
+        while True:
+            item, err = ahead.get()
+            if err is not None:
+                raise err
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _open(path: Path) -> av.container.InputContainer:

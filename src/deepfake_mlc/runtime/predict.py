@@ -25,7 +25,7 @@ from deepfake_mlc.data.reading import open_rgb
 from deepfake_mlc.errors import CorruptImageError, CorruptVideoError, InputNotFoundError
 from deepfake_mlc.faces.cutter import Box, FaceCutter, FaceImage
 from deepfake_mlc.faces.tracks import Tracker
-from deepfake_mlc.faces.video import VIDEO_SUFFIXES, sample_frames, video_info
+from deepfake_mlc.faces.video import VIDEO_SUFFIXES, read_ahead, sample_frames, video_info
 from deepfake_mlc.metrics.parity import Parity, check_parity
 from deepfake_mlc.runtime.base import Runner, run_batched
 from deepfake_mlc.runtime.runners import open_reference
@@ -147,7 +147,7 @@ class Predictor:
         tracker = Tracker(patience=max(2, round(fps)))  # a face unseen for about a second is someone else
         try:
             task = progress.add_task(f"  {path.name}", total=video_info(path).samples(fps))
-            for chunk in _chunks(sample_frames(path, fps), self.batch_size):
+            for chunk in _chunks(read_ahead(sample_frames(path, fps)), self.batch_size):
                 found = [(t, self.cutter(frame)) for t, frame in chunk]
                 predictions = iter(self._run([face for _, faces in found for face in faces]))
                 for t, faces in found:
