@@ -2,7 +2,8 @@
 
 Scenes are built from the photos scikit-image ships (its astronaut's face pasted on its coffee photo);
 the classifier is ``--model`` (any model file of ours), or a paper-size ResNet-50 at 224 px with random
-weights exported to ONNX (its speed does not depend on its weights). Everything runs on the CPU:
+weights exported to ONNX (its speed does not depend on its weights). Everything runs on the CPU; scikit-image
+comes with the dev extra (`pip install -e ".[dev]"`):
 
     python benchmarks/faces_speed.py --threads 2 [--min-face 20]
 """

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from skimage import data as photos
 
-from conftest import run_without
+from conftest import LABELS, run_without
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, FaceCropConfig, load_config
 from deepfake_mlc.data.annotations import read_manifest
@@ -335,7 +335,7 @@ def test_data_faces_cuts_a_folder_into_a_manifest_to_train_on(tmp_path: Path) ->
     report = json.loads((out / "faces_report.json").read_text())
     assert (report["photos"], report["crops"], report["no_face"]) == (4, 2, ["cat.jpg"])
     assert report["several_faces"] == {"people/two.png": 2} and list(report["unreadable"]) == ["broken.jpg"]
-    samples = read_manifest(out / "manifest.csv", ["nose", "eye", "eyebrow", "lip", "hair"])
+    samples = read_manifest(out / "manifest.csv", LABELS)
     assert [(Path(p).relative_to(out).as_posix(), t) for p, t in samples] == [
         ("images/people/one.png", (1, 0, 0, 1, 0)),
         ("images/people/two.png", (0, 0, 0, 0, 0)),
@@ -344,6 +344,8 @@ def test_data_faces_cuts_a_folder_into_a_manifest_to_train_on(tmp_path: Path) ->
     with (out / "manifest.csv").open() as fh:
         first = next(csv.DictReader(fh))
     assert iou(one_box, [float(first[k]) for k in ("x0", "y0", "x1", "y1")]) >= 0.5
+    train, val = (read_manifest(out / name, LABELS) for name in ("train.csv", "val.csv"))
+    assert sorted(train + val) == sorted(samples) and len(val) == 1  # split by photo, ready to train on
     assert main(argv) == 2  # an existing manifest is not overwritten
 
 

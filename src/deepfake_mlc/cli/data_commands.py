@@ -93,6 +93,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     faces.add_argument(
         "--every-face", action="store_true", help="a crop for every face of a photo (default: its largest face)"
     )
+    faces.add_argument(
+        "--val-share", type=float, default=0.1, metavar="F", help="share of the photos in val.csv (default: 0.1)"
+    )
     faces.add_argument("--threads", type=int, help="CPU threads of the detector")
     faces.set_defaults(func=run_faces)
 
@@ -210,12 +213,14 @@ def _print_stats(console: Console, name: str, stats: LabelStats) -> None:
 def run_faces(args: argparse.Namespace) -> int:
     from deepfake_mlc.config import validate
     from deepfake_mlc.config.schema import FaceCropConfig
-    from deepfake_mlc.faces.folder import MANIFEST, REPORT, crop_folder
+    from deepfake_mlc.faces.folder import MANIFEST, REPORT, SPLIT_MANIFESTS, crop_folder
 
     policy = load_config(Config, args.config).data.face_crop if args.config else FaceCropConfig(policy=args.policy)
     changes = {k: v for k, v in (("size", args.size), ("scale", args.scale)) if v is not None}
     policy = validate(FaceCropConfig, {**policy.model_dump(), **changes}, "data faces") if changes else policy
-    report = crop_folder(args.source, args.out, policy, args.labels_from, args.every_face, args.threads)
+    if not 0 <= args.val_share < 1:
+        raise DatasetError(f"--val-share must be in [0, 1), got {args.val_share}")
+    report = crop_folder(args.source, args.out, policy, args.labels_from, args.every_face, args.threads, args.val_share)
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"{args.source}: {report.photos} photos, {report.crops} face crops", title_justify="left")
     table.add_column("photos")
@@ -230,10 +235,11 @@ def run_faces(args: argparse.Namespace) -> int:
     ):
         table.add_row(what, str(len(names)), "; ".join(names[:3]) + (" ..." if len(names) > 3 else ""))
     console.print(table)
-    console.print(f"written: {args.out / MANIFEST}, {args.out / REPORT}")
+    train, val = (args.out / name for name in SPLIT_MANIFESTS)
+    console.print(f"written: {args.out / MANIFEST} (all), {train}, {val}, {args.out / REPORT}")
     console.print(
-        f"train on them: --set data.format=manifest --set data.manifests.train={args.out / MANIFEST} "
-        f"--set data.face_crop.policy={policy.policy} --set data.face_crop.size={policy.size} "
-        "--set 'data.labels=[...]'"
+        f"train on them: --set data.format=manifest --set data.manifests.train={train} "
+        f"--set data.manifests.val={val} --set data.face_crop.policy={policy.policy} "
+        f"--set data.face_crop.size={policy.size} --set 'data.labels=[...]'"
     )
     return 0

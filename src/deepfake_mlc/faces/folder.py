@@ -3,7 +3,9 @@
 Crops are PNG (a lossy re-encoding would add compression traces the classifier could learn). A photo with
 several faces gives its largest (the subject, as in Seq-DeepFake's one-face images) unless every face is
 asked for; photos with no face, several faces or unreadable bytes are listed in the report, and nothing
-stops at a bad file. Labels come from the raw photos' manifest when one is given.
+stops at a bad file. Labels come from the raw photos' manifest when one is given. Besides the manifest of
+every crop, ``train.csv`` and ``val.csv`` split them by photo (the validation photos spread evenly), so that
+training can start at once.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from rich.progress import track
 from deepfake_mlc.artifacts import replace_atomically, write_json_atomically
 from deepfake_mlc.config.schema import FaceCropConfig
 from deepfake_mlc.data.annotations import MANIFEST_COLUMNS
-from deepfake_mlc.data.reading import open_rgb, read_rows
+from deepfake_mlc.data.reading import evenly_spaced, open_rgb, read_rows
 from deepfake_mlc.errors import CorruptImageError, DatasetError, InputNotFoundError, OutputExistsError
 from deepfake_mlc.faces.cutter import FaceCutter
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MANIFEST = "manifest.csv"
+SPLIT_MANIFESTS = ("train.csv", "val.csv")
 REPORT = "faces_report.json"
 
 
@@ -46,6 +49,7 @@ def crop_folder(
     labels_from: Path | None = None,
     every_face: bool = False,
     threads: int | None = None,
+    val_share: float = 0.1,
 ) -> CropReport:
     """Cut the faces of every photo under ``source`` into ``out/images``, list them in ``out/manifest.csv``."""
     if not source.is_dir():
@@ -81,8 +85,15 @@ def crop_folder(
             rows.append([crop.as_posix(), labels.get(name, ""), name, *(f"{v:.1f}" for v in face.box), face.score])
     report.crops = len(rows)
     out.mkdir(parents=True, exist_ok=True)
+    sources = sorted({row[2] for row in rows})
+    val_photos = max(1, round(len(sources) * val_share)) if val_share > 0 and len(sources) > 1 else 0
+    val = set(evenly_spaced(sources, val_photos))
+    for name, part in zip(
+        SPLIT_MANIFESTS, ([r for r in rows if r[2] not in val], [r for r in rows if r[2] in val]), strict=True
+    ):
+        replace_atomically(out / name, lambda tmp, part=part: _write_manifest(tmp, part))
     write_json_atomically(out / REPORT, asdict(report))
-    replace_atomically(out / MANIFEST, lambda tmp: _write_manifest(tmp, rows))
+    replace_atomically(out / MANIFEST, lambda tmp: _write_manifest(tmp, rows))  # last: its presence means done
     return report
 
 
