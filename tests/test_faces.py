@@ -18,12 +18,14 @@ import pytest
 from PIL import Image
 from skimage import data as photos
 
-from conftest import LABELS, run_without
+from conftest import LABELS, run_without, write_run
+from deepfake_mlc.artifacts import read_checkpoint, write_checkpoint
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, FaceCropConfig, load_config
 from deepfake_mlc.data.annotations import read_manifest
 from deepfake_mlc.data.reading import open_rgb
 from deepfake_mlc.errors import ConfigError, CorruptImageError
+from deepfake_mlc.export import export_onnx
 from deepfake_mlc.export.onnx import save_model
 from deepfake_mlc.faces.align import crop_to_image, cut_face, landmarks_in_crop
 from deepfake_mlc.faces.detector import FaceDetector
@@ -244,6 +246,27 @@ def test_predict_gives_every_face_of_a_photo_its_box_score_and_labels(face_model
     assert report["faces"] is None and [f["box"] for f in report["predictions"][0]["faces"]] == [[0, 0, 640, 480]]
 
 
+def test_the_crop_policy_travels_from_checkpoint_to_export_to_predict(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = write_run(tmp_path / "run", data_root)
+    stem = run / "checkpoints" / "best"
+    state, meta = read_checkpoint(stem.with_suffix(".safetensors"))
+    policy = FaceCropConfig(policy="template", size=96, template=ARCFACE_112, scale=1.2)
+    preprocessing = meta.preprocessing.model_copy(update={"face_crop": policy})
+    write_checkpoint(stem, state, meta.model_copy(update={"preprocessing": preprocessing}))
+    exported = export_onnx(run, tmp_path / "model.onnx")
+    assert read_onnx_info(exported).preprocessing.face_crop == policy
+    two_face_scene()[0].save(tmp_path / "two.png")
+    code, report = run_predict(exported, [tmp_path / "two.png"], tmp_path / "p.json")
+    assert code == 0 and report["faces"] == policy.model_dump(mode="json")
+    assert len(report["predictions"][0]["faces"]) == 2
+    whole = write_run(tmp_path / "whole", data_root)  # trained on whole images: --faces on cuts with ffhq
+    code, report = run_predict(whole, [tmp_path / "two.png"], tmp_path / "on.json", "--faces", "on")
+    assert report["faces"]["policy"] == "ffhq" and len(report["predictions"][0]["faces"]) == 2
+    assert "trained on whole images (face_crop: none); cutting faces with the ffhq policy" in capsys.readouterr().out
+
+
 def test_a_video_gives_per_frame_faces_and_a_summary_per_track(face_model: Path, tmp_path: Path) -> None:
     pasted = write_video(tmp_path / "clip.mp4", seconds=3.0, fps=10)
     code, report = run_predict(face_model, [tmp_path / "clip.mp4"], tmp_path / "v.json", "--fps", "5")
@@ -293,6 +316,7 @@ def test_bad_files_are_reported_and_the_rest_predicted(
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "notes.jpg").write_text("a text file named like a photo")
     (tmp_path / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    (tmp_path / "empty.mov").write_bytes(b"")
     bomb_png(tmp_path / "bomb.png")
     write_video(tmp_path / "clip.mp4", seconds=1.0)
     out = tmp_path / "out" / "p.json"
@@ -300,7 +324,15 @@ def test_bad_files_are_reported_and_the_rest_predicted(
     assert code == 1
     errors = {Path(e["path"]).name: e["error"] for e in report["predictions"]}
     assert errors.pop("good.jpg") is None and errors.pop("clip.mp4") is None
-    assert sorted(errors) == ["bomb.png", "empty.png", "garbage.mp4", "missing.jpg", "notes.jpg", "truncated.jpg"]
+    assert sorted(errors) == [
+        "bomb.png",
+        "empty.mov",
+        "empty.png",
+        "garbage.mp4",
+        "missing.jpg",
+        "notes.jpg",
+        "truncated.jpg",
+    ]
     assert errors["missing.jpg"] == "file not found"
     assert errors["bomb.png"] == (
         "cannot read image: refused, Image size (1600000000 pixels) is more than 89 megapixels "
@@ -308,11 +340,13 @@ def test_bad_files_are_reported_and_the_rest_predicted(
     )
     for name in ("empty.png", "notes.jpg", "truncated.jpg"):
         assert errors[name].startswith("cannot read image: ")
-    assert errors["garbage.mp4"].startswith("cannot read video: ")
+    assert errors["garbage.mp4"].startswith("cannot read video: ") and errors["empty.mov"].startswith(
+        "cannot read video"
+    )
     good = next(e for e in report["predictions"] if e["path"].endswith("good.jpg"))
     assert_found([tuple(f["box"]) for f in good["faces"]], boxes)
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 7 and err[-1] == "6 of 8 inputs could not be read (the others were predicted)"
+    assert len(err) == 8 and err[-1] == "7 of 9 inputs could not be read (the others were predicted)"
     assert all(line.startswith("error: ") for line in err[:-1])
     bomb_png(tmp_path / "large.png", side=10_000)  # 100 megapixels: below PIL's own refusal, above ours
     with pytest.raises(CorruptImageError, match=r"large\.png: refused, 10000×10000 is more than 89 megapixels"):

@@ -17,6 +17,7 @@ from deepfake_mlc.data.annotations import annotation_path
 from deepfake_mlc.data.labels import SUBSET_DIRS
 from deepfake_mlc.data.stats import LabelStats, label_stats
 from deepfake_mlc.errors import DatasetError
+from deepfake_mlc.faces.cutter import MIN_FACE
 
 if TYPE_CHECKING:
     from deepfake_mlc.data.base import MultiLabelImageDataset
@@ -95,6 +96,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     faces.add_argument(
         "--val-share", type=float, default=0.1, metavar="F", help="share of the photos in val.csv (default: 0.1)"
+    )
+    faces.add_argument(
+        "--min-face", type=int, default=MIN_FACE, metavar="PX", help=f"smallest face looked for (default: {MIN_FACE})"
     )
     faces.add_argument("--threads", type=int, help="CPU threads of the detector")
     faces.set_defaults(func=run_faces)

@@ -22,7 +22,7 @@ from deepfake_mlc.config.schema import FaceCropConfig
 from deepfake_mlc.data.annotations import MANIFEST_COLUMNS
 from deepfake_mlc.data.reading import evenly_spaced, open_rgb, read_rows
 from deepfake_mlc.errors import CorruptImageError, DatasetError, InputNotFoundError, OutputExistsError
-from deepfake_mlc.faces.cutter import FaceCutter
+from deepfake_mlc.faces.cutter import MIN_FACE, FaceCutter
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MANIFEST = "manifest.csv"
@@ -50,6 +50,7 @@ def crop_folder(
     every_face: bool = False,
     threads: int | None = None,
     val_share: float = 0.1,
+    min_face: int = MIN_FACE,
 ) -> CropReport:
     """Cut the faces of every photo under ``source`` into ``out/images``, list them in ``out/manifest.csv``."""
     if not source.is_dir():
@@ -61,7 +62,7 @@ def crop_folder(
     labels = _labels(labels_from, source) if labels_from is not None else {}
     photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     report = CropReport(policy=policy.model_dump(mode="json"), photos=len(photos))
-    cutter = FaceCutter(policy, threads=threads)
+    cutter = FaceCutter(policy, threads=threads, min_face=min_face)
     rows = []
     for photo in track(photos, description=f"cutting faces of {len(photos)} photos", transient=True):
         name = str(photo.relative_to(source))
