@@ -25,6 +25,7 @@ from deepfake_mlc.config import Config, DataConfig
 from deepfake_mlc.config.schema import ModelConfig
 from deepfake_mlc.data.labels import SUBSET_DIRS, SUBSET_LABELS, format_step_ids, sequence_folder
 from deepfake_mlc.data.synth import SynthConfig, generate
+from deepfake_mlc.export import export_onnx
 from deepfake_mlc.models import GraphClassifier, build_model
 from deepfake_mlc.models.graph import label_adjacency
 
@@ -231,3 +232,20 @@ def run_without(modules: Collection[str], code: str) -> subprocess.CompletedProc
     """
     script = textwrap.dedent(blocker) + textwrap.dedent(code)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+
+
+FAMILIES = ["test_resnet", "ml_gcn", "ml_agcn_word"]  # direct, GCN, adaptive GCN (tiny backbones)
+
+
+def family_files(tmp_path_factory: pytest.TempPathFactory, data_root: Path, name: str) -> tuple[Path, Path]:
+    """A run folder of ``name`` and its fp32 ONNX export, made once per session and shared by the test files."""
+    folder = tmp_path_factory.getbasetemp() / f"family-{name}"
+    run, onnx_path = folder / "run", folder / "model.onnx"
+    if not onnx_path.is_file():
+        export_onnx(write_run(run, data_root, name), onnx_path)
+    return run, onnx_path
+
+
+@pytest.fixture(scope="session")
+def families(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[str, tuple[Path, Path]]:
+    return {name: family_files(tmp_path_factory, data_root, name) for name in FAMILIES}

@@ -12,12 +12,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conftest import LABELS, SEQUENCES, same_model, write_run, write_split
+from conftest import FAMILIES, LABELS, SEQUENCES, same_model, write_split
 from deepfake_mlc.artifacts import engine_graph_path, export_name
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, DataConfig, dump_yaml
 from deepfake_mlc.data import SUBSET_LABELS
-from deepfake_mlc.export import export_onnx, write_export
+from deepfake_mlc.export import write_export
 from deepfake_mlc.export.pipeline import ExportRequest, run_export
 from deepfake_mlc.export.thresholds import best_f1_thresholds
 from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, Bound
@@ -26,22 +26,6 @@ from deepfake_mlc.runtime import open_runner, read_model_info
 from deepfake_mlc.runtime.info import read_onnx_info
 from deepfake_mlc.runtime.tensorrt_runner import tensorrt_available
 from deepfake_mlc.tracking.mlflow_tracker import RunTracker
-
-FAMILIES = ["test_resnet", "ml_gcn", "ml_agcn_word"]  # direct, GCN, adaptive GCN (tiny backbones)
-
-
-def family_files(tmp_path_factory: pytest.TempPathFactory, data_root: Path, name: str) -> tuple[Path, Path]:
-    """A run folder of ``name`` and its fp32 ONNX export, made once per session (test_predict shares them)."""
-    folder = tmp_path_factory.getbasetemp() / f"family-{name}"
-    run, onnx_path = folder / "run", folder / "model.onnx"
-    if not onnx_path.is_file():
-        export_onnx(write_run(run, data_root, name), onnx_path)
-    return run, onnx_path
-
-
-@pytest.fixture(scope="session")
-def families(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[str, tuple[Path, Path]]:
-    return {name: family_files(tmp_path_factory, data_root, name) for name in FAMILIES}
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from skimage import data as photos
 
-from conftest import LABELS, run_without, write_run
+from conftest import LABELS, family_files, run_without, write_run
 from deepfake_mlc.artifacts import read_checkpoint, write_checkpoint
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, FaceCropConfig, load_config
@@ -32,7 +32,6 @@ from deepfake_mlc.faces.detector import FaceDetector
 from deepfake_mlc.faces.tracks import Tracker, iou
 from deepfake_mlc.runtime.info import read_onnx_info
 from test_docker import missing_from_serving_image
-from test_export import family_files
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode, v2
 
-from conftest import LABELS, SEQUENCES, run_without, write_split
+from conftest import LABELS, SEQUENCES, family_files, run_without, write_split
 from deepfake_mlc.artifacts import engine_metadata_path, export_name
 from deepfake_mlc.cli import main
 from deepfake_mlc.config import DataConfig
@@ -28,7 +28,6 @@ from deepfake_mlc.runtime import available_runtimes, eval_arrays, load_images, o
 from deepfake_mlc.runtime.info import read_onnx_info
 from deepfake_mlc.runtime.runners import open_reference
 from test_docker import missing_from_serving_image
-from test_export import family_files
 
 
 @pytest.fixture(scope="module")

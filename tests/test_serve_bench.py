@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import deepfake_mlc.runtime
-from conftest import LABELS, run_without, write_run
+from conftest import LABELS, family_files, run_without, write_run
 from deepfake_mlc.artifacts import ModelInfo, Preprocessing
 from deepfake_mlc.bench.accuracy import accuracy_columns
 from deepfake_mlc.bench.serve_bench import BenchSettings, serve_bench
@@ -23,7 +23,7 @@ from deepfake_mlc.errors import DatasetError, RuntimeUnavailable
 from deepfake_mlc.export.pipeline import ExportRequest, run_export
 from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, check_parity
 from test_docker import missing_from_serving_image
-from test_export import copy_instead_of_exporting, family_files
+from test_export import copy_instead_of_exporting
 
 REPO = Path(__file__).resolve().parents[1]
 

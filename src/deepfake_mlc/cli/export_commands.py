@@ -63,6 +63,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--tune-thresholds", action="store_true", help="store per-label thresholds maximising F1 on the val split"
     )
+    export.add_argument(
+        "--with-cam",
+        action="store_true",
+        help="onnx: add the class activation maps (W · features, per label) as a second output, checked against "
+        "PyTorch's; predict --explain draws them without torch",
+    )
     export.set_defaults(func=run_export_command)
 
 
@@ -85,13 +91,14 @@ def run_export_command(args: argparse.Namespace) -> int:
         "opset": args.opset,
         "register": args.register,
         "tune_thresholds": args.tune_thresholds,
+        "with_cam": args.with_cam,
     }
     # options left out keep ExportRequest's defaults, the one place they are set
     request = ExportRequest(args.checkpoint, **{key: value for key, value in options.items() if value is not None})
     result = run_export(request)
     console = Console()
     console.print(_export_table(result))
-    failure = result.parity.failure()
+    failure = result.failure()
     if failure is not None:
         raise QualityGateError(f"parity failed: {failure}; {result.path} is kept for inspection")
     if result.thresholds is not None:
@@ -115,6 +122,14 @@ def _export_table(result: ExportResult) -> Table:
         "mAP": f"{parity.map_reference:.2f} (PyTorch) -> {parity.map:.2f} ({parity.map_delta:+.2f})",
         "same labels": f"{parity.identical_label_sets:.1f} % of images",
         "gate": f"{parity.bound}: {'FAIL' if parity.failure() else 'pass'}",
+        **(
+            {}
+            if result.maps_deviation is None
+            else {
+                "class activation maps": f"max |Δ| {result.maps_deviation:.1e} of their range "
+                f"(bound {result.maps_bound}): {'FAIL' if result.failure() else 'pass'}"
+            }
+        ),
         "time": f"{result.seconds:.1f} s",
     }
     table = Table(title="export", title_justify="left", show_header=False)

@@ -23,17 +23,22 @@ TIMING_CACHE = "tensorrt.timing-cache"
 
 
 def export_onnx(
-    checkpoint: Path, out: Path, opset: int = DEFAULT_OPSET, thresholds: tuple[float, ...] | None = None
+    checkpoint: Path,
+    out: Path,
+    opset: int = DEFAULT_OPSET,
+    thresholds: tuple[float, ...] | None = None,
+    with_maps: bool = False,
 ) -> Path:
     """A checkpoint (run folder or ``.safetensors``) as an fp32 ONNX model with its metadata inside.
 
-    ``thresholds`` (per label) replace the checkpoint's own in the metadata.
+    ``thresholds`` (per label) replace the checkpoint's own in the metadata; ``with_maps`` adds the class
+    activation maps as a second output.
     """
     model = load_checkpoint(checkpoint)[0]
     info = checkpoint_info(checkpoint).model_copy(update={"deepfake_mlc": __version__})
     if thresholds is not None:
         info = info.model_copy(update={"thresholds": thresholds})
-    return export_model(model, out, info, opset)
+    return export_model(model, out, info, opset, with_maps)
 
 
 def write_export(
@@ -46,23 +51,27 @@ def write_export(
     per_channel: bool = False,
     opset: int = DEFAULT_OPSET,
     thresholds: tuple[float, ...] | None = None,
+    with_maps: bool = False,
 ) -> Path:
     """Write ``source`` (a checkpoint, or an exported fp32 ONNX model) to ``out`` as ``format`` in ``precision``.
 
     A checkpoint is exported to fp32 ONNX first (``opset``; ``thresholds`` replace its own in the metadata),
     into a temporary folder unless that is the file asked for. int8 needs ``calibration``, training images
     in the model's preprocessing: ``onnx-int8`` is ONNX Runtime's CPU scheme (``per_channel`` weights on
-    request), with the first convolution kept in float.
+    request), with the first convolution kept in float. ``with_maps`` (ONNX fp32 and fp16) adds the class
+    activation maps as a second output.
     """
     export_precision(format, precision)
     if precision == "int8" and calibration is None:
         raise ExportError("an int8 export needs calibration images")
+    if with_maps and format != "onnx":
+        raise ExportError(f"--with-cam adds an output to ONNX fp32 and fp16 models, not to {format}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if model_kind(source) == "checkpoint":
         if (format, precision) == ("onnx", "fp32"):
-            return export_onnx(source, out, opset, thresholds)
+            return export_onnx(source, out, opset, thresholds, with_maps)
         with tempfile.TemporaryDirectory() as tmp:
-            fp32 = export_onnx(source, Path(tmp) / "fp32.onnx", opset, thresholds)
+            fp32 = export_onnx(source, Path(tmp) / "fp32.onnx", opset, thresholds, with_maps)
             return write_export(fp32, out, format, precision, calibration, per_channel=per_channel)
     if format == "tensorrt":
         return _tensorrt_engine(source, out, precision, calibration)

@@ -20,11 +20,12 @@ from torch import nn
 
 from deepfake_mlc.artifacts import ModelInfo, replace_atomically
 from deepfake_mlc.errors import ExportError
+from deepfake_mlc.models.cam import ProbabilitiesAndMaps
 from deepfake_mlc.runtime.info import METADATA_KEY, read_onnx_info
 
 DEFAULT_OPSET = 18
 MAX_BATCH = 4096
-INPUT, OUTPUT = "image", "probabilities"
+INPUT, OUTPUT, MAPS = "image", "probabilities", "class_activation_maps"
 
 
 class ProbabilityModel(nn.Module):
@@ -72,10 +73,14 @@ def save_model(model: onnx.ModelProto, path: Path, info: ModelInfo) -> Path:
     return path
 
 
-def export_model(model: nn.Module, path: Path, info: ModelInfo, opset: int) -> Path:
-    """Export ``model`` (fp32, dynamic batch axis) to ``path`` with ``info`` embedded."""
+def export_model(model: nn.Module, path: Path, info: ModelInfo, opset: int, with_maps: bool = False) -> Path:
+    """Export ``model`` (fp32, dynamic batch axis) to ``path`` with ``info`` embedded.
+
+    ``with_maps`` adds a second output, the class activation maps ``[B, L, h, w]`` of
+    :class:`~deepfake_mlc.models.cam.ProbabilitiesAndMaps`.
+    """
     image_size = info.preprocessing.image_size
-    wrapped = ProbabilityModel(model).eval()
+    wrapped = (ProbabilitiesAndMaps(model) if with_maps else ProbabilityModel(model)).eval()
     example = torch.randn(2, 3, image_size, image_size)
     with _quiet_exporter():
         program = torch.onnx.export(
@@ -83,7 +88,7 @@ def export_model(model: nn.Module, path: Path, info: ModelInfo, opset: int) -> P
             (example,),
             dynamo=True,
             input_names=[INPUT],
-            output_names=[OUTPUT],
+            output_names=[OUTPUT, MAPS] if with_maps else [OUTPUT],
             opset_version=opset,
             dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},),
             verbose=False,

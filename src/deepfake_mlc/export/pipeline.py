@@ -30,7 +30,7 @@ from deepfake_mlc.errors import ExportError
 from deepfake_mlc.export import CALIBRATION_IMAGES
 from deepfake_mlc.export.files import write_export
 from deepfake_mlc.export.onnx import DEFAULT_OPSET
-from deepfake_mlc.export.parity import REFERENCE_PRECISION, REFERENCE_RUNTIME, reference_probabilities
+from deepfake_mlc.export.parity import REFERENCE_PRECISION, REFERENCE_RUNTIME, maps_deviation, reference_probabilities
 from deepfake_mlc.export.thresholds import tune_thresholds
 from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, MAX_MAP_DROP, Parity, Tolerances, check_parity
 from deepfake_mlc.models.loading import load_checkpoint
@@ -56,6 +56,8 @@ class ExportRequest:
     opset: int = DEFAULT_OPSET
     register: str | None = None
     tune_thresholds: bool = False
+    with_cam: bool = False  # the class activation maps as a second ONNX output
+    maps_images: int = 16  # images whose maps are compared with PyTorch's
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,16 @@ class ExportResult:
     seconds: float
     thresholds: tuple[float, ...] | None
     registered: str | None
+    maps_deviation: float | None = None  # max |Δ| of the maps / max |map|, with --with-cam
+    maps_bound: float | None = None
+
+    def failure(self) -> str | None:
+        """Why the export fails the gate (its probabilities, then its maps), or ``None``."""
+        failure = self.parity.failure()
+        deviation, bound = self.maps_deviation, self.maps_bound
+        if failure is None and deviation is not None and bound is not None and deviation > bound:
+            failure = f"class activation maps: max |Δ| {deviation:.1e} of their range > {bound}"
+        return failure
 
 
 def default_data(checkpoint: Path, cfg: Config) -> Path:
@@ -125,6 +137,7 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
             per_channel=request.per_channel,
             opset=request.opset,
             thresholds=info.thresholds,
+            with_maps=request.with_cam,
         )
     onnx_path = engine_graph_path(path) if request.format == "tensorrt" else path
     files = (path, engine_metadata_path(path), onnx_path) if request.format == "tensorrt" else (path,)
@@ -142,9 +155,16 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
             targets=targets,
             tolerances=tolerances,
         )
+    deviation = bound = None
+    if request.with_cam:
+        with console.status(f"checking the class activation maps on {min(len(images), request.maps_images)} images"):
+            sample = images[: request.maps_images]
+            deviation = maps_deviation(model, runner.with_maps(sample)[1], sample)
+            bound = tolerances.max_abs_diff[runner.precision]
     registered = None
     if request.register and parity.failure() is None:
         from deepfake_mlc.export.mlflow_registry import register_onnx
 
         registered = register_onnx(onnx_path, request.register, checkpoint, cfg, meta)
-    return ExportResult(path, files, precision, parity, time.perf_counter() - start, info.thresholds, registered)
+    seconds = time.perf_counter() - start
+    return ExportResult(path, files, precision, parity, seconds, info.thresholds, registered, deviation, bound)

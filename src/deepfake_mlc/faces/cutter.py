@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from deepfake_mlc.config.schema import FaceCropConfig
-from deepfake_mlc.faces.align import cut_face
+from deepfake_mlc.faces.align import crop_to_image, cut_face
 from deepfake_mlc.faces.detector import FaceDetector
 
 Box = tuple[float, float, float, float]
@@ -24,12 +25,15 @@ MIN_FACE = 40
 class FaceImage:
     """One face of a photo: where it is in the photo's pixels, the detector's confidence, and its crop.
 
-    ``score`` is ``None`` for the whole photo taken as it is (no detection ran).
+    ``score`` is ``None`` for the whole photo taken as it is (no detection ran). ``to_photo`` is the 2×3
+    affine map from the crop's pixels to the photo's (``None`` for the whole photo, only resized): what
+    brings anything computed on the crop, a heatmap say, back onto the photo.
     """
 
     box: Box
     score: float | None
     image: Image.Image
+    to_photo: np.ndarray | None = None
 
 
 class FaceCutter:
@@ -44,6 +48,11 @@ class FaceCutter:
         if self.policy is None or self.detector is None:
             return [FaceImage((0.0, 0.0, float(image.width), float(image.height)), None, image)]
         return [
-            FaceImage(face.box, face.score, cut_face(image, self.policy, face.landmarks))
+            FaceImage(
+                face.box,
+                face.score,
+                cut_face(image, self.policy, face.landmarks),
+                crop_to_image(self.policy, face.landmarks),
+            )
             for face in self.detector(image)
         ]

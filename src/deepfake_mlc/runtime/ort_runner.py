@@ -70,11 +70,29 @@ class OrtRunner:
         precision = self.info.precision
         self.precision = "tf32" if runtime == "ort-cuda" and precision == "fp32" else precision
         self._input = self._session.get_inputs()[0].name
+        self._outputs = [output.name for output in self._session.get_outputs()]
         self._threads = threads
 
+    @property
+    def has_maps(self) -> bool:
+        """Whether the model was exported with its class activation maps (``export --with-cam``)."""
+        return len(self._outputs) > 1
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        (probs,) = self._session.run(None, {self._input: np.ascontiguousarray(images, dtype=np.float32)})
+        (probs,) = self._session.run(self._outputs[:1], {self._input: np.ascontiguousarray(images, dtype=np.float32)})
         return np.asarray(probs, dtype=np.float32)
+
+    def with_maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``[N, L]`` and class activation maps ``[N, L, h, w]`` from one run of the model."""
+        if not self.has_maps:
+            raise RuntimeUnavailable(
+                "this ONNX model has no class activation maps: export it with --with-cam "
+                "(or explain the checkpoint with deepfake-mlc explain)"
+            )
+        probs, maps = self._session.run(
+            self._outputs[:2], {self._input: np.ascontiguousarray(images, dtype=np.float32)}
+        )
+        return np.asarray(probs, dtype=np.float32), np.asarray(maps, dtype=np.float32)
 
     def details(self) -> dict[str, Any]:
         import onnxruntime as ort
