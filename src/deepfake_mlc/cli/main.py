@@ -19,6 +19,7 @@ from deepfake_mlc.cli import (
     bench_commands,
     data_commands,
     evaluate_commands,
+    explain_commands,
     export_commands,
     model_commands,
     predict_commands,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_commands.register(commands)
     export_commands.register(commands)
     predict_commands.register(commands)
+    explain_commands.register(commands)
     bench_commands.register(commands)
     return parser
 

@@ -17,7 +17,6 @@ from deepfake_mlc.faces.cutter import MIN_FACE
 from deepfake_mlc.runtime.runners import RUNTIMES
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.table import Table
 
     from deepfake_mlc.config.schema import FaceCropConfig
@@ -75,6 +74,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--batch-size", type=positive(), default=32, metavar="N")
     predict.add_argument("--threads", type=positive(), metavar="N", help="CPU threads of the runtime and detector")
     predict.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="also write each photo's per-label heatmaps into DIR (overlays, a panel, an .npz), from the class "
+        "activation maps of a model exported with --with-cam: no torch, no second pass",
+    )
+    predict.add_argument(
+        "--explain-labels",
+        choices=("fired", "all"),
+        default="fired",
+        help="labels drawn with --explain: those over threshold (default) or all",
+    )
+    predict.add_argument(
         "--check",
         type=positive(),
         metavar="N",
@@ -87,14 +99,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_predict_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from deepfake_mlc.errors import QualityGateError
-    from deepfake_mlc.faces.cutter import FaceCutter
+    from deepfake_mlc.data.inputs import collect_inputs
+    from deepfake_mlc.errors import QualityGateError, RuntimeUnavailable
+    from deepfake_mlc.faces.cutter import FaceCutter, face_crop_for
     from deepfake_mlc.runtime import available_runtimes, open_runner
-    from deepfake_mlc.runtime.predict import Predictor, check_runtime, collect_inputs
+    from deepfake_mlc.runtime.predict import INPUT_SUFFIXES, Predictor, check_runtime
+    from deepfake_mlc.runtime.predict_maps import MapWriter
     from deepfake_mlc.runtime.predict_output import write_predictions
 
     console = Console(highlight=False, soft_wrap=True)
-    inputs = collect_inputs(args.inputs)
+    inputs = collect_inputs(args.inputs, INPUT_SUFFIXES)
     # none available only for an engine on a machine without TensorRT: opening it then says why
     runtime = args.runtime or next(iter(available_runtimes(args.model)), "tensorrt")
     runner = open_runner(args.model, runtime, threads=args.threads)
@@ -107,34 +121,32 @@ def run_predict_command(args: argparse.Namespace) -> int:
         if failure is not None:
             raise QualityGateError(f"--check failed: {failure}")
         console.print(_check_line(check))
-    face_crop = _face_crop(runner, args.faces, console)
+    face_crop, note = face_crop_for(runner.info.preprocessing.face_crop, args.faces)
+    if note:
+        console.print(note)
     cutter = FaceCutter(face_crop, threads=args.threads, min_face=args.min_face)
-    results = Predictor(runner, cutter, thresholds, args.batch_size).predict(inputs, fps=args.fps)
+    maps = None
+    if args.explain is not None:
+        if not getattr(runner, "has_maps", False):
+            raise RuntimeUnavailable(
+                f"--explain draws the class activation maps of an ONNX model exported with --with-cam; {args.model} "
+                "has none (re-export it, or explain the checkpoint with deepfake-mlc explain)"
+            )
+        crop_size = None if face_crop is None else face_crop.size
+        maps = MapWriter(args.explain, inputs, labels, crop_size, args.explain_labels)
+    results = Predictor(runner, cutter, thresholds, args.batch_size, maps).predict(inputs, fps=args.fps)
     console.print(_predict_table(results, runner, thresholds, face_crop))
     if args.out is not None:
         write_predictions(args.out, results, runner, args.model, thresholds, face_crop, args.fps, check)
         console.print(f"written: {args.out}")
+    if args.explain is not None:
+        console.print(f"heatmaps written to {args.explain} (photos only)")
     failed = [r for r in results if r.error is not None]
     for result in failed:
         print(f"error: {result.path}: {result.error}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} of {len(results)} inputs could not be read (the others were predicted)", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _face_crop(runner: Runner, faces: str, console: Console) -> FaceCropConfig | None:
-    """The crop ``--faces`` asks for: the model's own, FFHQ's for a whole-image model with ``on``, or none."""
-    from deepfake_mlc.config.schema import FaceCropConfig
-
-    trained = runner.info.preprocessing.face_crop
-    if faces == "off" or (faces == "auto" and trained.policy == "none"):
-        return None
-    if trained.policy == "none":
-        console.print(
-            "note: the model was trained on whole images (face_crop: none); cutting faces with the ffhq policy"
-        )
-        return FaceCropConfig()
-    return trained
 
 
 def _check_line(check: Parity) -> str:

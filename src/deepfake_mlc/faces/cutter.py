@@ -56,3 +56,16 @@ class FaceCutter:
             )
             for face in self.detector(image)
         ]
+
+
+def face_crop_for(trained: FaceCropConfig, faces: str) -> tuple[FaceCropConfig | None, str | None]:
+    """The crop ``--faces`` (auto, on, off) asks for, and a note to show: the model's own crop (auto), FFHQ's for
+    a model trained on whole images (on; the note says so), or none (the whole photo, resized)."""
+    if faces == "off" or (faces == "auto" and trained.policy == "none"):
+        return None, None
+    if trained.policy == "none":
+        return (
+            FaceCropConfig(),
+            "note: the model was trained on whole images (face_crop: none); cutting faces with the ffhq policy",
+        )
+    return trained, None

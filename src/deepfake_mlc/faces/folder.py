@@ -20,11 +20,11 @@ from rich.progress import track
 from deepfake_mlc.artifacts import replace_atomically, write_json_atomically
 from deepfake_mlc.config.schema import FaceCropConfig
 from deepfake_mlc.data.annotations import MANIFEST_COLUMNS
+from deepfake_mlc.data.inputs import files_under
 from deepfake_mlc.data.reading import evenly_spaced, open_rgb, read_rows
 from deepfake_mlc.errors import CorruptImageError, DatasetError, InputNotFoundError, OutputExistsError
 from deepfake_mlc.faces.cutter import MIN_FACE, FaceCutter
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MANIFEST = "manifest.csv"
 SPLIT_MANIFESTS = ("train.csv", "val.csv")
 REPORT = "faces_report.json"
@@ -60,7 +60,7 @@ def crop_folder(
     if policy.policy == "none":
         raise DatasetError("--policy none cuts no face: choose ffhq or template")
     labels = _labels(labels_from, source) if labels_from is not None else {}
-    photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    photos = files_under(source)
     report = CropReport(policy=policy.model_dump(mode="json"), photos=len(photos))
     cutter = FaceCutter(policy, threads=threads, min_face=min_face)
     rows = []

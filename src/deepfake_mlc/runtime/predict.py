@@ -18,26 +18,21 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
+from deepfake_mlc.data.inputs import IMAGE_SUFFIXES, UNREADABLE, file_progress, unreadable_reason
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import open_rgb
-from deepfake_mlc.errors import CorruptImageError, CorruptVideoError, InputNotFoundError
+from deepfake_mlc.errors import InputNotFoundError
 from deepfake_mlc.faces.cutter import Box, FaceCutter, FaceImage
 from deepfake_mlc.faces.tracks import Tracker
 from deepfake_mlc.faces.video import VIDEO_SUFFIXES, read_ahead, sample_frames, video_info
 from deepfake_mlc.metrics.parity import Parity, check_parity
 from deepfake_mlc.runtime.base import Runner, run_batched
+from deepfake_mlc.runtime.predict_maps import MapWriter
 from deepfake_mlc.runtime.runners import open_reference
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-UNREADABLE = (
-    CorruptImageError,
-    CorruptVideoError,
-    FileNotFoundError,
-    IsADirectoryError,
-    PermissionError,
-)
+INPUT_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -84,33 +79,26 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def collect_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Files as given (read or reported later, whatever they are) and the photos and videos under folders
-    (recursively, sorted); absolute paths. Nothing found at all is an error."""
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    found: list[Path] = []
-    for path in (p.expanduser().resolve() for p in paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-        else:
-            found.append(path)  # a missing file is reported with the others
-    if not any(p.exists() for p in found):
-        raise InputNotFoundError(f"no images or videos ({', '.join(sorted(suffixes))}) in {', '.join(map(str, paths))}")
-    return found
-
-
 class Predictor:
     """Runs ``runner`` on the faces ``cutter`` finds; a label fires when its probability is above its threshold."""
 
-    def __init__(self, runner: Runner, cutter: FaceCutter, thresholds: Sequence[float], batch_size: int = 32) -> None:
-        self.runner, self.cutter, self.batch_size = runner, cutter, batch_size
+    def __init__(
+        self,
+        runner: Runner,
+        cutter: FaceCutter,
+        thresholds: Sequence[float],
+        batch_size: int = 32,
+        maps: MapWriter | None = None,
+    ) -> None:
+        """``maps``: also write each photo's class activation maps (``runner`` must have them: ``with_maps``)."""
+        self.runner, self.cutter, self.batch_size, self.maps = runner, cutter, batch_size, maps
         self.preprocessing = Preprocessing.of(runner.info.preprocessing)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
 
     def predict(self, paths: Sequence[Path], fps: float = 5.0) -> list[FilePrediction]:
         """Every file's prediction, in order; photos are batched together, videos go frame by frame."""
         results: list[FilePrediction] = []
-        with _progress() as progress:
+        with file_progress() as progress:
             files = progress.add_task(f"predicting {len(paths)} files", total=len(paths))
             images: list[Path] = []
             for path in paths:
@@ -133,13 +121,21 @@ class Predictor:
         for path in paths:
             result = FilePrediction(path, "image")
             try:
-                found.append((result, self.cutter(open_rgb(path))))
+                photo = open_rgb(path)
+                found.append((result, photo, self.cutter(photo)))
             except UNREADABLE as err:
-                result.error = _reason(err, path)
+                result.error = unreadable_reason(err, path)
             results.append(result)
-        predictions = iter(self._run([face for _, faces in found for face in faces]))
-        for result, faces in found:
-            result.faces = [next(predictions) for _ in faces]
+        faces = [face for _, _, faces in found for face in faces]
+        predictions, maps = self._run(faces, with_maps=self.maps is not None)
+        start = 0
+        for result, photo, faces in found:
+            result.faces = predictions[start : start + len(faces)]
+            if self.maps is not None and maps is not None:
+                scores = np.asarray([face.probabilities for face in result.faces]).reshape(len(faces), -1)
+                fired = np.asarray([face.decisions for face in result.faces], bool).reshape(len(faces), -1)
+                self.maps(result.path, photo, faces, maps[start : start + len(faces)], scores, fired)
+            start += len(faces)
         return results
 
     def _video(self, path: Path, fps: float, progress: Progress) -> FilePrediction:
@@ -149,7 +145,7 @@ class Predictor:
             task = progress.add_task(f"  {path.name}", total=video_info(path).samples(fps))
             for chunk in _chunks(read_ahead(sample_frames(path, fps)), self.batch_size):
                 found = [(t, self.cutter(frame)) for t, frame in chunk]
-                predictions = iter(self._run([face for _, faces in found for face in faces]))
+                predictions = iter(self._run([face for _, faces in found for face in faces])[0])
                 for t, faces in found:
                     ids = tracker.update([face.box for face in faces])
                     frame = [_with_track(next(predictions), track) for track in ids]
@@ -157,19 +153,29 @@ class Predictor:
                 progress.advance(task, len(chunk))
             progress.remove_task(task)
         except UNREADABLE as err:  # frames read before a broken part are kept
-            result.error = _reason(err, path)
+            result.error = unreadable_reason(err, path)
         result.tracks = self._tracks(result.frames)
         return result
 
-    def _run(self, faces: Sequence[FaceImage]) -> list[FacePrediction]:
+    def _run(
+        self, faces: Sequence[FaceImage], with_maps: bool = False
+    ) -> tuple[list[FacePrediction], np.ndarray | None]:
+        """The faces' predictions, and their class activation maps ``[F, L, h, w]`` when asked for."""
         if not faces:
-            return []
+            return [], None
         images = np.stack([self.preprocessing(face.image) for face in faces])
-        probabilities = run_batched(self.runner, images, self.batch_size).astype(np.float64)
+        maps = None
+        if with_maps:
+            runs = [
+                self.runner.with_maps(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)
+            ]  # type: ignore[attr-defined]
+            probabilities, maps = np.concatenate([p for p, _ in runs]), np.concatenate([m for _, m in runs])
+        else:
+            probabilities = run_batched(self.runner, images, self.batch_size)
         return [
             FacePrediction(face.box, face.score, tuple(map(float, p)), tuple(map(bool, p > self.thresholds)))
-            for face, p in zip(faces, probabilities, strict=True)
-        ]
+            for face, p in zip(faces, probabilities.astype(np.float64), strict=True)
+        ], maps
 
     def _tracks(self, frames: Sequence[FramePrediction]) -> list[TrackSummary]:
         by_track: dict[int, list[tuple[float, ...]]] = {}
@@ -206,23 +212,6 @@ def _chunks(items: Iterable[tuple[float, object]], size: int) -> Iterator[list]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _reason(err: BaseException, path: Path) -> str:
-    """Why ``path`` could not be read, without its path (it stands beside the reason)."""
-    if isinstance(err, FileNotFoundError):
-        return "file not found"
-    return str(err).replace(f" {path}:", ":")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    )
 
 
 def check_runtime(
