@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from deepfake_mlc.config import load_config
 from deepfake_mlc.data import SeqDeepFake
 from deepfake_mlc.data.labels import SUBSET_DIRS, parse_step_ids, sequence_folder, steps_of
-from deepfake_mlc.data.synth import StepPrior, SynthConfig, generate, render_sample
+from deepfake_mlc.data.synth import StepPrior, SynthConfig, draw, generate, render_sample
+from deepfake_mlc.data.synth.canvas import Canvas
+from deepfake_mlc.data.synth.faces import sample_face
+from deepfake_mlc.data.synth.manipulations import _feather, to_uint8
 from deepfake_mlc.data.synth.writer import PIXEL_STREAM, image_seed, plan
 from deepfake_mlc.errors import ConfigError
 
@@ -100,6 +103,23 @@ def test_pixels_change_only_in_the_regions_of_the_applied_steps(subset: str, ste
         union = np.max(sample.masks, axis=0)
         total = np.abs(sample.image.astype(int) - sample.base.astype(int)).max(axis=2) > 0
         assert not (total & (union == 0)).any()
+
+
+@pytest.mark.parametrize("size", [32, 57, 128])
+def test_drawing_only_a_box_gives_the_pixels_of_the_whole_image(size: int) -> None:
+    """The speed-ups (a clipped drawing, a blur of the region's box) must not change a single pixel."""
+    for seed in range(4):
+        face = sample_face(np.random.default_rng(seed), 1.0)
+        box = (slice(size // 5, size // 2), slice(size // 3, size - 2))
+        for texture in (0.0, 0.7):
+            whole = draw.render(face, size, np.random.default_rng(seed), texture)
+            clipped = draw.render(face, size, np.random.default_rng(seed), texture, clip=box)
+            assert np.array_equal(clipped[box], whole[box]) and not clipped[: box[0].start].any()
+        for region in (draw.region_glasses(Canvas(size), face), draw.region_hair(Canvas(size), face)):
+            radius = np.random.default_rng(seed).uniform(1.5, 3.0) * size / 128  # _feather's first draw
+            blurred = Image.fromarray(to_uint8(region * 255.0)).filter(ImageFilter.GaussianBlur(radius))
+            whole_blur = np.minimum(np.asarray(blurred, dtype=np.float32) / 127.5, 1.0)
+            assert np.array_equal(_feather(region, np.random.default_rng(seed)), whole_blur)
 
 
 def test_render_is_a_function_of_its_arguments() -> None:

@@ -31,6 +31,7 @@ SYNTH_FLAGS = {  # command-line flag -> config key it overrides
     "test": "splits.test",
     "workers": "workers",
     "jpeg_quality": "jpeg_quality",
+    "masks": "masks",
 }
 
 
@@ -56,6 +57,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--test", type=int, help="test images per subset")
     synth.add_argument("--workers", type=int, help="worker processes (0: in-process)")
     synth.add_argument("--jpeg-quality", type=int)
+    synth.add_argument(
+        "--masks",
+        action="store_true",
+        default=None,
+        help="also write each image's ground-truth mask: a PNG under <subset>/masks/ (bit i where label i's "
+        "manipulation changed the pixel), named in a mask_path column of the CSVs",
+    )
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
     synth.set_defaults(func=run_synth)
 

@@ -9,7 +9,8 @@ Seq-DeepFake (Shao et al., ECCV 2022) in its official layout::
 Each CSV has a header with at least ``file_path`` (relative to ROOT) and ``label`` (``"[1, 2, 4, 0, 0]"``);
 other columns are ignored. A manifest (users' own data) is a CSV with ``path`` (absolute or relative to
 the manifest's folder) and ``labels`` (label names joined by ``|``, empty for an original). Every row is
-validated up front so a bad row fails before anything runs.
+validated up front so a bad row fails before anything runs. Either may carry a ``mask_path`` column, the
+ground-truth masks that :mod:`deepfake_mlc.data.masks` reads; the readers here ignore it.
 """
 
 from __future__ import annotations

@@ -81,6 +81,11 @@ class SynthConfig(StrictModel):
         "regions; 2 is learnable by a small CNN from scratch on a CPU in minutes, 1 is subtler",
     )
     jpeg_quality: int = Field(95, ge=1, le=100)
+    masks: bool = Field(
+        False,
+        description="also write where each manipulation changed pixels: a PNG per image (bit i: label i, "
+        "where its blending weight is >= 0.5) under <subset>/masks/, named in a mask_path column of the CSVs",
+    )
     workers: int = Field(2, ge=0, description="worker processes; 0 renders in-process")
 
     @field_validator("subsets")

@@ -8,13 +8,14 @@ rendered at a lower resolution and upsampled.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from deepfake_mlc.data.synth.canvas import Canvas, Window, ellipse_sd, rgb, segment_sd, unit
+from deepfake_mlc.data.synth.canvas import Box, Canvas, Window, ellipse_sd, rgb, segment_sd, unit
 from deepfake_mlc.data.synth.faces import Face
 
 TEETH, SCLERA, PUPIL, LINE = rgb(236, 230, 218), rgb(236, 232, 226), rgb(14, 10, 10), rgb(62, 34, 32)
@@ -245,13 +246,15 @@ def _sub(outer: Window, inner: Window) -> tuple[slice, slice]:
 # --- drawing ----------------------------------------------------------------------------------------
 
 
-def render(face: Face, size: int, rng: np.random.Generator, texture: float = 1.0) -> np.ndarray:
+def render(
+    face: Face, size: int, rng: np.random.Generator, texture: float = 1.0, clip: Box | None = None
+) -> np.ndarray:
     """The face drawn at ``size`` x ``size`` (float32 RGB, 0..255, no sensor noise).
 
     ``rng`` only drives the textures (pores, hair and beard grain), scaled by ``texture``: two renders
     of the same face differ where a re-synthesis would, in texture, not in content.
     """
-    c = Canvas(size)
+    c = Canvas(size, clip)
     grain = _grain(size, rng, texture)
     lay = layout(face)
     _background(c, face)
@@ -272,26 +275,33 @@ def render(face: Face, size: int, rng: np.random.Generator, texture: float = 1.0
     if face.glasses is not None:
         _glasses(c, face, lay)
     _lighting(c, face)
-    return c.img
+    return np.ascontiguousarray(c.img.transpose(1, 2, 0))
 
 
 def _grain(size: int, rng: np.random.Generator, amount: float) -> np.ndarray:
-    """About unit-variance noise with detail at one and two pixels, so that it survives a 2x downscale."""
+    """About unit-variance noise with detail at one and two pixels, so that it survives a 2x downscale.
+
+    With ``amount`` 0 (a generator's smooth texture) the noise is still drawn, so the random stream goes on
+    the same, but not mixed: every use adds it to 1, so zeros give the same pixels.
+    """
     fine = rng.standard_normal((size, size), dtype=np.float32)
     coarse = rng.standard_normal(((size + 1) // 2, (size + 1) // 2), dtype=np.float32)
+    if amount == 0.0:
+        return np.zeros_like(fine)
     coarse_up = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BILINEAR))
     return amount * (0.6 * fine + 1.2 * coarse_up)
 
 
 def _texture(color: tuple[float, float, float], grain: np.ndarray, amount: float) -> np.ndarray:
-    return rgb(*color) * (1.0 + amount * grain)[..., None]
+    return rgb(*color) * (1.0 + amount * grain)
 
 
 def _background(c: Canvas, face: Face) -> None:
     s = face.scene
     win = c.everywhere()
     t = unit(0.5 + (win.u - 0.5) * np.cos(s.bg_angle) + (win.v - 0.5) * np.sin(s.bg_angle))
-    c.img[:] = rgb(*s.bg_a) + t[..., None] * (rgb(*s.bg_b) - rgb(*s.bg_a))
+    # np.add, not +: numpy would add into the float64 temporary in place, a slow path for a float32 operand
+    np.add(rgb(*s.bg_a), t * (rgb(*s.bg_b) - rgb(*s.bg_a)), out=c.img[:, win.ys, win.xs], casting="same_kind")
 
 
 def _hair(c: Canvas, face: Face, lay: Layout, grain: np.ndarray) -> None:
@@ -303,7 +313,7 @@ def _hair(c: Canvas, face: Face, lay: Layout, grain: np.ndarray) -> None:
     radius = np.hypot(win.u - lay.cx, win.v - crown)
     strands = np.sin(hair.strands * angle + hair.wave * np.sin(40.0 * radius) + hair.phase)
     shade = 1.0 + 0.16 * strands + 0.08 * grain[win.ys, win.xs]
-    c.paint(win, alpha, rgb(*hair.color) * shade[..., None])
+    c.paint(win, alpha, rgb(*hair.color) * shade)
     neck, neck_alpha = neck_cover(c, lay)
     c.paint(neck, neck_alpha, _texture(face.head.skin, face.head.pores * grain[neck.ys, neck.xs], 1.0) * 0.8)
 
@@ -312,7 +322,7 @@ def _skin(c: Canvas, face: Face, lay: Layout, grain: np.ndarray) -> None:
     head = face.head
     win, alpha, r = skin_cover(c, face, lay)
     shade = (1.0 - head.shade * np.minimum(r, 1.0) ** 4) * (1.0 + head.pores * grain[win.ys, win.xs])
-    c.paint(win, alpha, rgb(*head.skin) * shade[..., None])
+    c.paint(win, alpha, rgb(*head.skin) * shade)
 
 
 def _wrinkles(c: Canvas, face: Face, lay: Layout) -> None:
@@ -392,7 +402,7 @@ def _bangs(c: Canvas, face: Face, lay: Layout, grain: np.ndarray) -> None:
     win, alpha = bangs_cover(c, face, lay)
     strands = np.sin(2.0 * np.pi * 26.0 * (win.u - lay.cx) + face.bangs.phase + 3.0 * (win.v - lay.cy))  # type: ignore[union-attr]
     shade = 1.0 + 0.18 * strands + 0.08 * grain[win.ys, win.xs]
-    c.paint(win, alpha, rgb(*face.hair.color) * shade[..., None])
+    c.paint(win, alpha, rgb(*face.hair.color) * shade)
 
 
 def _glasses(c: Canvas, face: Face, lay: Layout) -> None:
@@ -408,7 +418,7 @@ def _lighting(c: Canvas, face: Face) -> None:
     s = face.scene
     win = c.everywhere()
     gain = 1.0 + s.light * ((win.u - 0.5) * np.cos(s.light_angle) + (win.v - 0.5) * np.sin(s.light_angle))
-    c.img *= gain[..., None]
+    c.img[:, win.ys, win.xs] *= gain
 
 
 # --- regions ----------------------------------------------------------------------------------------
@@ -492,8 +502,11 @@ def region_hair(c: Canvas, face: Face) -> np.ndarray:
 def region_skin(c: Canvas, face: Face) -> np.ndarray:
     """Visible face skin: the face below the hairline, without features, beard, bangs or glasses."""
     win, alpha, _ = skin_cover(c, face, layout(face))
-    covered = [
-        region(c, face)
-        for region in (region_eyes, region_brows, region_mouth, region_bangs, region_beard, region_glasses)
-    ]
-    return win.full(c.size, alpha) * (1.0 - np.max(covered, axis=0))
+    covered = functools.reduce(
+        np.maximum,
+        (
+            region(c, face)
+            for region in (region_eyes, region_brows, region_mouth, region_bangs, region_beard, region_glasses)
+        ),
+    )
+    return win.full(c.size, alpha) * (1.0 - covered)
