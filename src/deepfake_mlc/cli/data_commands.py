@@ -7,14 +7,15 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from deepfake_mlc.cli.options import add_overrides
 from deepfake_mlc.config import Config, load_config
 from deepfake_mlc.config.schema import SPLITS
-from deepfake_mlc.data.annotations import annotation_path
-from deepfake_mlc.data.labels import SUBSET_DIRS
+from deepfake_mlc.data.annotations import annotation_path, read_annotations
+from deepfake_mlc.data.labels import SUBSET_DIRS, SUBSET_LABELS
 from deepfake_mlc.data.stats import LabelStats, label_stats
 from deepfake_mlc.errors import DatasetError
 from deepfake_mlc.faces.cutter import MIN_FACE
@@ -136,10 +137,9 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def _seqdeepfake_stats(root: Path, subset: str, split: str) -> LabelStats:
-    from deepfake_mlc.data.seqdeepfake import SeqDeepFake
-
-    dataset = SeqDeepFake(root, subset, split)
-    return label_stats(dataset.targets.numpy(), dataset.label_names)
+    """From the annotation CSV alone: no torch to import (it would cost seconds of a one-minute job)."""
+    samples = read_annotations(root.expanduser().resolve(), subset, split)
+    return label_stats(np.asarray([target for _, target in samples]), SUBSET_LABELS[subset])
 
 
 def _datasets(args: argparse.Namespace) -> list[tuple[str, MultiLabelImageDataset]]:
