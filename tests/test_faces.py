@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import struct
+import threading
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -24,12 +26,13 @@ from deepfake_mlc.cli import main
 from deepfake_mlc.config import Config, FaceCropConfig, load_config
 from deepfake_mlc.data.annotations import read_manifest
 from deepfake_mlc.data.reading import open_rgb
-from deepfake_mlc.errors import ConfigError, CorruptImageError
+from deepfake_mlc.errors import ConfigError, CorruptImageError, CorruptVideoError
 from deepfake_mlc.export import export_onnx
 from deepfake_mlc.export.onnx import save_model
-from deepfake_mlc.faces.align import crop_to_image, cut_face, landmarks_in_crop
+from deepfake_mlc.faces.align import crop_to_image, cut_face
 from deepfake_mlc.faces.detector import FaceDetector
 from deepfake_mlc.faces.tracks import Tracker, iou
+from deepfake_mlc.faces.video import read_ahead, sample_frames
 from deepfake_mlc.runtime.info import read_onnx_info
 from test_docker import missing_from_serving_image
 
@@ -77,6 +80,11 @@ def moved_box(box: Box, matrix: np.ndarray) -> Box:
     cx, cy = matrix[:, :2] @ [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2] + matrix[:, 2]
     w, h = box[2] - box[0], box[3] - box[1]
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def landmarks_in_crop(matrix: np.ndarray, landmarks: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Where ``landmarks`` (photo pixels) land in the crop that ``matrix`` (crop -> photo) cuts."""
+    return (np.asarray(landmarks, dtype=np.float64) - matrix[:, 2]) @ np.linalg.inv(matrix[:, :2]).T
 
 
 def assert_found(found: Sequence[Box], expected: Sequence[Box]) -> None:
@@ -358,19 +366,24 @@ def test_data_faces_cuts_a_folder_into_a_manifest_to_train_on(tmp_path: Path) ->
     one = Image.new("RGB", (400, 300), (80, 80, 80))
     one_box = paste(one, lfw_face(2, 140), (130, 80))
     one.save(raw / "people" / "one.png")
+    one.save(raw / "people" / "one.jpg", quality=95)  # the same stem: the crops must not overwrite each other
     two_face_scene()[0].save(raw / "people" / "two.png")
     Image.fromarray(photos.chelsea()).save(raw / "cat.jpg")
     (raw / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    (raw / "labels.csv").write_text("path,labels\npeople/one.png,nose|lip\npeople/two.png,\ncat.jpg,eye\n")
+    one.save(raw / "forgotten.png")  # not in the labels file: left out, not taken for an original
+    labels = "people/one.png,nose|lip\npeople/one.jpg,eye\npeople/two.png,\ncat.jpg,eye\nbroken.jpg,\n"
+    (raw / "labels.csv").write_text("path,labels\n" + labels)
     out = tmp_path / "faces"
     argv = ["data", "faces", str(raw), "--out", str(out), "--labels-from", str(raw / "labels.csv"), "--threads", "2"]
     assert main(argv) == 0
     report = json.loads((out / "faces_report.json").read_text())
-    assert (report["photos"], report["crops"], report["no_face"]) == (4, 2, ["cat.jpg"])
+    assert (report["photos"], report["crops"], report["no_face"]) == (6, 3, ["cat.jpg"])
     assert report["several_faces"] == {"people/two.png": 2} and list(report["unreadable"]) == ["broken.jpg"]
+    assert report["unlabelled"] == ["forgotten.png"]
     samples = read_manifest(out / "manifest.csv", LABELS)
     assert [(Path(p).relative_to(out).as_posix(), t) for p, t in samples] == [
-        ("images/people/one.png", (1, 0, 0, 1, 0)),
+        ("images/people/one_jpg.png", (0, 1, 0, 0, 0)),
+        ("images/people/one_png.png", (1, 0, 0, 1, 0)),
         ("images/people/two.png", (0, 0, 0, 0, 0)),
     ]
     assert all(Image.open(p).size == (256, 256) for p, _ in samples)
@@ -380,6 +393,9 @@ def test_data_faces_cuts_a_folder_into_a_manifest_to_train_on(tmp_path: Path) ->
     train, val = (read_manifest(out / name, LABELS) for name in ("train.csv", "val.csv"))
     assert sorted(train + val) == sorted(samples) and len(val) == 1  # split by photo, ready to train on
     assert main(argv) == 2  # an existing manifest is not overwritten
+    big_only = ["data", "faces", str(raw / "people"), "--out", str(tmp_path / "big"), "--min-face", "200"]
+    assert main(big_only) == 0  # the 140 px faces are smaller than asked for
+    assert json.loads((tmp_path / "big" / "faces_report.json").read_text())["no_face"] == ["one.jpg", "one.png"]
 
 
 def test_faces_are_found_in_the_serving_image_without_torch(face_model: Path, tmp_path: Path) -> None:
@@ -396,3 +412,68 @@ def test_faces_are_found_in_the_serving_image_without_torch(face_model: Path, tm
     served = json.loads((tmp_path / "serving.json").read_text())
     assert len(served["predictions"][0]["faces"]) == 2
     assert served == json.loads((tmp_path / "full.json").read_text())
+
+
+def test_photos_are_read_upright_and_16_bit_greys_kept(tmp_path: Path) -> None:
+    """A phone's sideways JPEG with its EXIF orientation finds the face of the upright photo, where it is shown."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter counter-clockwise: show it turned clockwise
+    astronaut().rotate(90, expand=True).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    faces = detector()(open_rgb(tmp_path / "phone.jpg"))
+    assert len(faces) == 1 and iou(faces[0].box, ASTRONAUT_FACE) > 0.8
+    grey = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    pixels = np.asarray(open_rgb(tmp_path / "grey16.png"))
+    assert pixels.min() == 0 and pixels.max() == 255 and 120 < pixels.mean() < 135  # scaled, not clipped
+
+
+def test_a_video_reader_stopped_early_stops_its_thread_and_closes_the_file() -> None:
+    closed = []
+
+    def frames(n: int, fail: bool) -> Iterator[int]:
+        try:
+            yield from range(n)
+            if fail:
+                raise CorruptVideoError("cannot decode video: broken")
+        finally:
+            closed.append(n)
+
+    for n, fail in ((30, False), (9, False), (9, True)):  # 9: the queue of 8 full when the reader stops
+        reader = read_ahead(frames(n, fail))
+        assert next(reader) == 0
+        time.sleep(0.2)
+        stopper = threading.Thread(target=reader.close)
+        stopper.start()
+        stopper.join(5)
+        assert not stopper.is_alive() and closed[-1] == n
+    with pytest.raises(CorruptVideoError, match="broken"):
+        list(read_ahead(frames(3, True)))
+
+
+def test_duplicate_inputs_keep_their_order(face_model: Path, tmp_path: Path) -> None:
+    two_face_scene()[0].save(tmp_path / "two.png")
+    Image.fromarray(photos.chelsea()).save(tmp_path / "cat.jpg")
+    inputs = [tmp_path / "two.png", tmp_path / "cat.jpg", tmp_path / "two.png"]
+    code, report = run_predict(face_model, inputs, tmp_path / "p.json")
+    assert code == 0 and [Path(e["path"]).name for e in report["predictions"]] == ["two.png", "cat.jpg", "two.png"]
+
+
+def test_a_portrait_video_recorded_sideways_is_turned_as_it_is_shown(tmp_path: Path) -> None:
+    """Phones store portrait video sideways with a rotation in the track header (tkhd matrix)."""
+    head = astronaut().resize((320, 320))
+    with av.open(str(tmp_path / "sideways.mp4"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 320, "yuv420p"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_image(head.transpose(Image.Transpose.ROTATE_90))))
+        container.mux(stream.encode())
+    raw = (tmp_path / "sideways.mp4").read_bytes()
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    turn = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)  # shown turned clockwise
+    at = raw.rindex(identity)  # the track header's matrix (the movie header's comes first)
+    (tmp_path / "sideways.mp4").write_bytes(raw[:at] + turn + raw[at + len(turn) :])
+    frames = list(sample_frames(tmp_path / "sideways.mp4", fps=10))
+    upright = detector()(head)[0].landmarks
+    for _, frame in frames:
+        landmarks = detector()(frame)[0].landmarks
+        assert np.abs(np.array(landmarks) - np.array(upright)).max() < 4  # eyes above the mouth, where shown

@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from deepfake_mlc.cli.options import add_overrides
+from deepfake_mlc.cli.options import add_overrides, positive
 from deepfake_mlc.config import Config, load_config
 from deepfake_mlc.config.schema import SPLITS
 from deepfake_mlc.data.annotations import annotation_path, read_annotations
@@ -93,8 +93,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     faces.add_argument("source", type=Path, metavar="IN_DIR", help="folder of photos (searched recursively)")
     faces.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    faces.add_argument("--policy", choices=("ffhq", "template"), default="ffhq", help="crop policy (default: ffhq)")
-    faces.add_argument("--config", type=Path, help="take the crop policy from this run config's data.face_crop")
+    faces.add_argument(
+        "--config", type=Path, help="take the crop policy from this run config's data.face_crop (e.g. a template)"
+    )
     faces.add_argument("--size", type=int, help="crop side in pixels (default: 256)")
     faces.add_argument("--scale", type=float, help="above 1: more context around the face (default: 1)")
     faces.add_argument(
@@ -107,9 +108,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--val-share", type=float, default=0.1, metavar="F", help="share of the photos in val.csv (default: 0.1)"
     )
     faces.add_argument(
-        "--min-face", type=int, default=MIN_FACE, metavar="PX", help=f"smallest face looked for (default: {MIN_FACE})"
+        "--min-face",
+        type=positive(),
+        default=MIN_FACE,
+        metavar="PX",
+        help=f"smallest face looked for (default: {MIN_FACE})",
     )
-    faces.add_argument("--threads", type=int, help="CPU threads of the detector")
+    faces.add_argument("--threads", type=positive(), help="CPU threads of the detector")
     faces.set_defaults(func=run_faces)
 
 
@@ -227,12 +232,14 @@ def run_faces(args: argparse.Namespace) -> int:
     from deepfake_mlc.config.schema import FaceCropConfig
     from deepfake_mlc.faces.folder import MANIFEST, REPORT, SPLIT_MANIFESTS, crop_folder
 
-    policy = load_config(Config, args.config).data.face_crop if args.config else FaceCropConfig(policy=args.policy)
+    policy = load_config(Config, args.config).data.face_crop if args.config else FaceCropConfig()
     changes = {k: v for k, v in (("size", args.size), ("scale", args.scale)) if v is not None}
     policy = validate(FaceCropConfig, {**policy.model_dump(), **changes}, "data faces") if changes else policy
     if not 0 <= args.val_share < 1:
         raise DatasetError(f"--val-share must be in [0, 1), got {args.val_share}")
-    report = crop_folder(args.source, args.out, policy, args.labels_from, args.every_face, args.threads, args.val_share)
+    report = crop_folder(
+        args.source, args.out, policy, args.labels_from, args.every_face, args.threads, args.val_share, args.min_face
+    )
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"{args.source}: {report.photos} photos, {report.crops} face crops", title_justify="left")
     table.add_column("photos")
@@ -244,14 +251,17 @@ def run_faces(args: argparse.Namespace) -> int:
         ("with no face", report.no_face),
         (f"with several faces ({kept})", several),
         ("unreadable", [f"{name}: {why}" for name, why in report.unreadable.items()]),
+        *([("not in --labels-from (left out)", report.unlabelled)] if args.labels_from else []),
     ):
         table.add_row(what, str(len(names)), "; ".join(names[:3]) + (" ..." if len(names) > 3 else ""))
     console.print(table)
     train, val = (args.out / name for name in SPLIT_MANIFESTS)
     console.print(f"written: {args.out / MANIFEST} (all), {train}, {val}, {args.out / REPORT}")
+    crop = " ".join(  # every field of the policy: a model must record the crop its faces really had
+        f"--set 'data.face_crop.{key}={json.dumps(value)}'" for key, value in policy.model_dump(mode="json").items()
+    )
     console.print(
         f"train on them: --set data.format=manifest --set data.manifests.train={train} "
-        f"--set data.manifests.val={val} --set data.face_crop.policy={policy.policy} "
-        f"--set data.face_crop.size={policy.size} --set 'data.labels=[...]'"
+        f"--set data.manifests.val={val} {crop} --set 'data.labels=[...]'"
     )
     return 0

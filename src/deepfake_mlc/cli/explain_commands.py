@@ -73,7 +73,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         thresholds = (args.threshold,) * len(labels)
     else:
-        thresholds = meta.thresholds or (meta.threshold,) * len(labels)
+        thresholds = meta.thresholds if meta.thresholds is not None else (meta.threshold,) * len(labels)
     face_crop, note = face_crop_for(meta.preprocessing.face_crop, args.faces)
     if note:
         console.print(note)

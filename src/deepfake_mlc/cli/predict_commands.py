@@ -103,7 +103,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from deepfake_mlc.errors import QualityGateError, RuntimeUnavailable
     from deepfake_mlc.faces.cutter import FaceCutter, face_crop_for
     from deepfake_mlc.runtime import available_runtimes, open_runner
-    from deepfake_mlc.runtime.predict import INPUT_SUFFIXES, Predictor, check_runtime
+    from deepfake_mlc.runtime.predict import INPUT_SUFFIXES, Predictor, check_runtime, is_video
     from deepfake_mlc.runtime.predict_maps import MapWriter
     from deepfake_mlc.runtime.predict_output import write_predictions
 
@@ -133,7 +133,8 @@ def run_predict_command(args: argparse.Namespace) -> int:
                 "has none (re-export it, or explain the checkpoint with deepfake-mlc explain)"
             )
         crop_size = None if face_crop is None else face_crop.size
-        maps = MapWriter(args.explain, inputs, labels, crop_size, args.explain_labels)
+        photos = [path for path in dict.fromkeys(inputs) if not is_video(path)]  # videos get no pictures
+        maps = MapWriter(args.explain, photos, labels, crop_size, args.explain_labels)
     results = Predictor(runner, cutter, thresholds, args.batch_size, maps).predict(inputs, fps=args.fps)
     console.print(_predict_table(results, runner, thresholds, face_crop))
     if args.out is not None:

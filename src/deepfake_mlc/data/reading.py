@@ -11,13 +11,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepfake_mlc.errors import CorruptImageError, DatasetError
 
 log = logging.getLogger(__name__)
 
 OnCorrupt = Literal["error", "skip"]
+ORIENTATION = 0x0112  # the EXIF tag: how the stored pixels must be turned to be seen upright
 Sample = tuple[str, tuple[int, ...]]
 T = TypeVar("T")
 
@@ -52,22 +54,36 @@ def existing_file(base: Path, relative: str, where: str) -> str:
 
 
 def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later).
+    """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later), upright.
 
     An image of more than PIL's ``MAX_IMAGE_PIXELS`` (about 89 megapixels) is refused from its header,
-    before decoding: a small file can claim a size that would fill the memory (a decompression bomb).
+    before decoding: a small file can claim a size that would fill the memory (a decompression bomb). A
+    photo's EXIF orientation is applied (phones store portraits sideways and say so), and 16-bit or float
+    grey levels are scaled to 8 bits instead of being clipped to white.
     """
     try:
         with Image.open(path) as img:
             if img.width * img.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
                 raise _too_large(path, f"{img.width}×{img.height}")
-            return img.convert("RGB")
+            upright = ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION, 1) != 1 else img
+            return _to_8_bit(upright).convert("RGB")
     except FileNotFoundError:
         raise
     except Image.DecompressionBombError as err:  # PIL's own refusal, from twice the limit on
         raise _too_large(path, str(err).split(" exceeds")[0]) from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise CorruptImageError(f"cannot read image {path}: {err}") from None
+
+
+def _to_8_bit(img: Image.Image) -> Image.Image:
+    """Grey levels of 16-bit (``I;16*``), 32-bit integer (``I``) or float (``F``) images scaled to 0-255."""
+    if img.mode not in ("I", "F") and not img.mode.startswith("I;16"):
+        return img
+    pixels = np.asarray(img, dtype=np.float64)
+    top = 65535.0 if img.mode.startswith("I;16") else max(float(pixels.max()), 1.0)
+    if img.mode == "F" and pixels.max() <= 1.0:
+        top = 1.0
+    return Image.fromarray(np.clip(pixels / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 def _too_large(path: str | Path, size: str) -> CorruptImageError:

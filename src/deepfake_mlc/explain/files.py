@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,11 +19,9 @@ from deepfake_mlc.data.inputs import UNREADABLE, file_progress, unreadable_reaso
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import open_rgb
 from deepfake_mlc.explain.cam import Explainer
-from deepfake_mlc.explain.heatmaps import combine, normalise, to_photo, write_explanation
+from deepfake_mlc.explain.heatmaps import Shown, faces_on_photo, write_explanation
 from deepfake_mlc.explain.places import Places
 from deepfake_mlc.faces.cutter import FaceCutter
-
-Shown = Literal["fired", "all"]
 
 
 @dataclass(frozen=True)
@@ -79,9 +76,7 @@ class PhotoExplainer:
         probabilities = self.explainer.probabilities(images).max(axis=0)
         maps = self.explainer(images, range(len(self.label_names)))
         crop = self.cutter.policy.size if self.cutter.policy is not None else None
-        heatmaps = combine(
-            [to_photo(normalise(m), photo.size, face.to_photo, crop) for face, m in zip(faces, maps, strict=True)]
-        )
+        heatmaps = faces_on_photo(photo.size, faces, maps, crop)
         shown = range(len(self.label_names)) if self.shown == "all" else np.flatnonzero(probabilities > self.thresholds)
         files = write_explanation(folder, stem, photo, heatmaps, self.label_names, probabilities, shown)
         names = tuple(self.label_names[i] for i in shown)

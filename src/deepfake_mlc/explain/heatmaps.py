@@ -8,11 +8,15 @@ Maps are resampled by PIL with pixel centres at half-integers, the convention of
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from deepfake_mlc.artifacts import replace_atomically
+from deepfake_mlc.faces.cutter import FaceImage
 
 # matplotlib's 'inferno' at 17 evenly spaced points: perceptually uniform, lightness rising with the value (so it
 # reads in grey too); linear interpolation between them stays within 7/255 of the full map
@@ -32,6 +36,7 @@ def _colour_table(anchors: Sequence[str]) -> np.ndarray:
     return np.round(np.stack([np.interp(steps, at, rgb[:, c]) for c in range(3)], axis=1)).astype(np.uint8)
 
 
+Shown = Literal["fired", "all"]  # the labels drawn: those over threshold, or every one
 PNG_SPEED = 1  # zlib level: PIL's default (6) made PNG encoding 80 % of predict --explain's time
 
 COLOURS = _colour_table(INFERNO)
@@ -45,12 +50,27 @@ def normalise(maps: np.ndarray) -> np.ndarray:
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
 
 
-def combine(faces_maps: Sequence[np.ndarray]) -> np.ndarray:
+def combine(faces_maps: Iterable[np.ndarray]) -> np.ndarray:
     """Several faces' [L, H, W] maps of one photo as one: the element-wise max (faces seldom overlap; where
-    they do, the stronger evidence shows)."""
-    if not faces_maps:
+    they do, the stronger evidence shows). A running maximum: a group photo costs two maps of memory, not one
+    per face."""
+    combined = None
+    for maps in faces_maps:
+        maps = np.asarray(maps, dtype=np.float32)
+        combined = maps.copy() if combined is None else np.maximum(combined, maps, out=combined)
+    if combined is None:
         raise ValueError("no maps to combine")
-    return np.max(np.stack([np.asarray(m, dtype=np.float32) for m in faces_maps]), axis=0)
+    return combined
+
+
+def faces_on_photo(
+    photo_size: tuple[int, int], faces: Sequence[FaceImage], maps: np.ndarray, crop_size: int | None
+) -> np.ndarray:
+    """The ``[F, L, h, w]`` maps of a photo's faces, each normalised and carried back through its crop onto the
+    photo (:func:`to_photo`), combined (:func:`combine`): what ``explain`` and ``predict --explain`` draw."""
+    return combine(
+        to_photo(normalise(m), photo_size, face.to_photo, crop_size) for face, m in zip(faces, maps, strict=True)
+    )
 
 
 def _resize(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -166,11 +186,22 @@ def write_explanation(
         text = f"{label_names[i]} {probabilities[i]:.2f}"
         drawn = overlay(photo, heatmaps[i])
         path = out_dir / f"{stem}_{_file_name(label_names[i])}.png"
-        _caption(drawn, text).save(path, compress_level=PNG_SPEED)
+        _save_png(_caption(drawn, text), path)
         written.append(path)
         tiles.append((drawn, text))
     panel = out_dir / f"{stem}_panel.png"
-    _panel(photo, tiles, "no label over threshold").save(panel, compress_level=PNG_SPEED)
+    _save_png(_panel(photo, tiles, "no label over threshold"), panel)
     maps = out_dir / f"{stem}.npz"
-    np.savez_compressed(maps, heatmaps=heatmaps, labels=np.asarray(label_names, dtype=str))
+    labels = np.asarray(label_names, dtype=str)
+    replace_atomically(maps, lambda tmp: _save_npz(tmp, heatmaps=heatmaps, labels=labels))
     return [*written, panel, maps]
+
+
+def _save_png(picture: Image.Image, path: Path) -> None:
+    """Atomically: an interrupted run leaves the previous file or none, never half a picture."""
+    replace_atomically(path, lambda tmp: picture.save(tmp, "PNG", compress_level=PNG_SPEED))
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with path.open("wb") as fh:  # a file object: numpy would append ".npz" to a temporary file's name
+        np.savez_compressed(fh, **arrays)

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from deepfake_mlc import __version__
 from deepfake_mlc.artifacts import Format, engine_graph_path, export_precision, model_kind
@@ -93,6 +94,10 @@ def _tensorrt_engine(fp32_path: Path, out: Path, precision: str, calibration: np
     """
     from deepfake_mlc.export.tensorrt import build_engine
 
+    if len(onnx.load(str(fp32_path), load_external_data=False).graph.output) > 1:
+        raise ExportError(
+            f"{fp32_path} was exported --with-cam: a TensorRT engine is built from the plain export (without the maps)"
+        )
     graph = engine_graph_path(out)
     if precision == "fp16":
         convert_fp16(fp32_path, graph)

@@ -9,7 +9,7 @@ registered.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -161,10 +161,10 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
             sample = images[: request.maps_images]
             deviation = maps_deviation(model, runner.with_maps(sample)[1], sample)
             bound = tolerances.max_abs_diff[runner.precision]
-    registered = None
-    if request.register and parity.failure() is None:
+    seconds = time.perf_counter() - start
+    result = ExportResult(path, files, precision, parity, seconds, info.thresholds, None, deviation, bound)
+    if request.register and result.failure() is None:  # probabilities and maps both within the gate
         from deepfake_mlc.export.mlflow_registry import register_onnx
 
-        registered = register_onnx(onnx_path, request.register, checkpoint, cfg, meta)
-    seconds = time.perf_counter() - start
-    return ExportResult(path, files, precision, parity, seconds, info.thresholds, registered, deviation, bound)
+        result = replace(result, registered=register_onnx(onnx_path, request.register, checkpoint, cfg, meta))
+    return result

@@ -59,12 +59,6 @@ def _umeyama(target: np.ndarray, points: np.ndarray, centre: np.ndarray, scale: 
     return np.column_stack([a, mu_p - a @ (mu_t + (centre - mu_t) * (1 - 1 / scale))])
 
 
-def landmarks_in_crop(matrix: np.ndarray, landmarks: Landmarks) -> np.ndarray:
-    """Where ``landmarks`` (image pixels) land in the crop that ``matrix`` (crop -> image) cuts."""
-    a, b = matrix[:, :2], matrix[:, 2]
-    return (np.asarray(landmarks, dtype=np.float64) - b) @ np.linalg.inv(a).T
-
-
 def cut_face(image: Image.Image, policy: FaceCropConfig, landmarks: Landmarks) -> Image.Image:
     """The ``policy.size`` square crop of the face with ``landmarks``, upright, in the policy's interpolation.
 

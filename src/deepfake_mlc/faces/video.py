@@ -39,25 +39,27 @@ class VideoInfo:
 
 def video_info(path: Path) -> VideoInfo:
     with _open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
         return VideoInfo(stream.width, stream.height, float(stream.average_rate or 0), duration)
 
 
 def sample_frames(path: Path, fps: float) -> Iterator[tuple[float, Image.Image]]:
-    """``(seconds, RGB frame)`` for the first frame at or after each multiple of ``1 / fps``.
+    """``(seconds, RGB frame as shown)`` for the first frame at or after each multiple of ``1 / fps``.
 
     Every frame is decoded (seeking lands on key frames only), but only the sampled ones are converted.
     """
     period, due = 1.0 / fps, 0.0
     with _open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or 0)
         try:
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else due
+            for index, frame in enumerate(container.decode(stream)):
+                # no timestamp (some raw streams): the frame's place at the nominal rate
+                t = float(frame.time) if frame.time is not None else index / rate if rate else due
                 if t + 1e-6 >= due:
-                    yield t, frame.to_image()
+                    yield t, _upright(frame)
                     due = (int(t / period + 1e-6) + 1) * period
         except (av.error.FFmpegError, ValueError) as err:
             raise CorruptVideoError(f"cannot decode video {path}: {err}") from None
@@ -65,24 +67,33 @@ def sample_frames(path: Path, fps: float) -> Iterator[tuple[float, Image.Image]]
 
 def read_ahead(frames: Iterator[T], size: int = 8) -> Iterator[T]:
     """``frames``, decoded by a thread ``size`` items ahead of the caller: FFmpeg releases the GIL, so decoding
-    overlaps face detection. An error in the decoder reaches the caller at the item where it happened."""
+    overlaps face detection. An error in the decoder reaches the caller at the item where it happened; a caller
+    that stops early (an error of its own, Ctrl-C) stops the thread and closes ``frames`` (the video file)."""
     ahead: queue.Queue = queue.Queue(size)
     stop = threading.Event()
+
+    def hand_over(entry: tuple[object, BaseException | None]) -> bool:
+        """Queue ``entry`` unless the caller has stopped; whether it was queued."""
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def decode() -> None:
         try:
             for item in frames:
-                while not stop.is_set():
-                    try:
-                        ahead.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over((item, None)):
                     return
-            ahead.put((_END, None))
+            hand_over((_END, None))
         except BaseException as err:  # handed over to the caller, raised there
-            ahead.put((_END, err))
+            hand_over((_END, err))
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=decode, daemon=True, name="video-decoder")
     worker.start()
@@ -97,6 +108,21 @@ def read_ahead(frames: Iterator[T], size: int = 8) -> Iterator[T]:
     finally:
         stop.set()
         worker.join()
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    """The video itself, not a cover picture some MP4/M4V files carry as a one-frame video stream."""
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        raise CorruptVideoError(f"cannot read video {container.name}: it has only a cover picture")
+    return streams[0]
+
+
+def _upright(frame: av.VideoFrame) -> Image.Image:
+    """The frame as it is shown: phones record portrait video sideways with a rotation in the track's matrix
+    (PyAV's ``rotation``: degrees counter-clockwise, as PIL's ``rotate`` takes them)."""
+    image = frame.to_image()
+    return image.rotate(frame.rotation, expand=True) if frame.rotation else image
 
 
 def _open(path: Path) -> av.container.InputContainer:

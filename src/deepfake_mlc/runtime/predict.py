@@ -96,25 +96,27 @@ class Predictor:
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
 
     def predict(self, paths: Sequence[Path], fps: float = 5.0) -> list[FilePrediction]:
-        """Every file's prediction, in order; photos are batched together, videos go frame by frame."""
-        results: list[FilePrediction] = []
+        """Every file's prediction, in the order given; photos are batched together, videos go frame by frame."""
+        results: list[FilePrediction | None] = [None] * len(paths)
         with file_progress() as progress:
             files = progress.add_task(f"predicting {len(paths)} files", total=len(paths))
-            images: list[Path] = []
-            for path in paths:
+            images: list[int] = []  # positions of the photos waiting for a batch
+
+            def flush() -> None:
+                for i, result in zip(images, self._images([paths[i] for i in images]), strict=True):
+                    results[i] = result
+                images.clear()
+
+            for i, path in enumerate(paths):
                 if is_video(path):
-                    results += self._images(images)
-                    images = []
-                    results.append(self._video(path, fps, progress))
+                    results[i] = self._video(path, fps, progress)
                 else:
-                    images.append(path)
+                    images.append(i)
                     if len(images) == self.batch_size:
-                        results += self._images(images)
-                        images = []
+                        flush()
                 progress.advance(files)
-            results += self._images(images)
-        order = {path: i for i, path in enumerate(paths)}
-        return sorted(results, key=lambda r: order[r.path])
+            flush()
+        return [result for result in results if result is not None]
 
     def _images(self, paths: Sequence[Path]) -> list[FilePrediction]:
         results, found = [], []
@@ -122,7 +124,8 @@ class Predictor:
             result = FilePrediction(path, "image")
             try:
                 photo = open_rgb(path)
-                found.append((result, photo, self.cutter(photo)))
+                # the photo is kept only to draw on: a batch of 12-megapixel photos is a gigabyte
+                found.append((result, photo if self.maps is not None else None, self.cutter(photo)))
             except UNREADABLE as err:
                 result.error = unreadable_reason(err, path)
             results.append(result)
@@ -131,7 +134,7 @@ class Predictor:
         start = 0
         for result, photo, faces in found:
             result.faces = predictions[start : start + len(faces)]
-            if self.maps is not None and maps is not None:
+            if self.maps is not None and maps is not None and photo is not None:
                 scores = np.asarray([face.probabilities for face in result.faces]).reshape(len(faces), -1)
                 fired = np.asarray([face.decisions for face in result.faces], bool).reshape(len(faces), -1)
                 self.maps(result.path, photo, faces, maps[start : start + len(faces)], scores, fired)

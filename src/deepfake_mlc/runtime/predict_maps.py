@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from deepfake_mlc.explain.heatmaps import combine, normalise, to_photo, write_explanation
+from deepfake_mlc.explain.heatmaps import Shown, faces_on_photo, write_explanation
 from deepfake_mlc.explain.places import Places
 from deepfake_mlc.faces.cutter import FaceImage
-
-Shown = Literal["fired", "all"]
 
 
 class MapWriter:
@@ -55,11 +52,8 @@ class MapWriter:
         """
         if not faces:
             return []
-        on_photo = [
-            to_photo(normalise(m), photo.size, face.to_photo, self.crop_size)
-            for face, m in zip(faces, maps, strict=True)
-        ]
+        heatmaps = faces_on_photo(photo.size, faces, maps, self.crop_size)
         fired = decisions.any(axis=0)
         shown = range(len(self.label_names)) if self.shown == "all" else np.flatnonzero(fired).tolist()
         best = probabilities.max(axis=0).tolist()
-        return write_explanation(*self.places(path), photo, combine(on_photo), self.label_names, best, list(shown))
+        return write_explanation(*self.places(path), photo, heatmaps, self.label_names, best, list(shown))

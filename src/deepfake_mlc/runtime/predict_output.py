@@ -4,7 +4,8 @@ JSON: the model, runtime, thresholds and face policy, then one entry per input f
 ``error`` (``null``, or why it could not be read) and, for a photo, ``faces`` (an empty list when no face
 was found: a finding, not a verdict of "original"), for a video ``frames`` and ``tracks``. CSV: one row per
 face (per frame for videos); a file with no face or an error still has one row, with the face columns
-empty. Its first two columns, ``path`` and ``labels`` (joined by ``|``), make it a manifest too.
+empty. It starts with ``path`` and ``labels`` (joined by ``|``): with faces off (a row per photo) and every
+photo readable, it reads back as a manifest.
 """
 
 from __future__ import annotations
