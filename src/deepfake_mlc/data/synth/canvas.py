@@ -10,11 +10,17 @@ would make numpy loop over runs of three values (many times slower, the same num
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
 
 Color = np.ndarray  # float32 RGB in 0..255, shape (3, 1, 1) or a window's (3, h, w)
+
+# The constants of the coverage ramp as 0-d float32 arrays: numpy converts a Python float on every
+# operation (a third of the cost on small windows); these values are exact in float32, so every result
+# (float32 or float64) is the one the Python floats give.
+ZERO, HALF, ONE = (np.array(value, dtype=np.float32) for value in (0.0, 0.5, 1.0))
 
 
 def rgb(*values: float) -> Color:
@@ -49,17 +55,16 @@ class Canvas:
     def __init__(self, size: int, clip: Box | None = None) -> None:
         self.size = size
         self.px = 1.0 / size
-        self.coords = (np.arange(size, dtype=np.float32) + 0.5) / size
-        self._column, self._row = self.coords[:, None], self.coords[None, :]
+        self._scale = np.array(size, dtype=np.float32)  # exact, as ZERO, HALF and ONE
+        self._column, self._row = _centres(size)
         self.img = np.zeros((3, size, size), dtype=np.float32)
         self.clip = clip or (slice(0, size), slice(0, size))
 
     def window(self, x0: float, y0: float, x1: float, y1: float) -> Window:
         """The pixels of the normalised box ``[x0, x1] x [y0, y1]`` plus a two-pixel border (cut to the clip)."""
         n, (rows, cols) = self.size, self.clip
-        lo_x, lo_y = max(math.floor(x0 * n) - 2, cols.start), max(math.floor(y0 * n) - 2, rows.start)
-        hi_x, hi_y = min(math.ceil(x1 * n) + 2, cols.stop), min(math.ceil(y1 * n) + 2, rows.stop)
-        ys, xs = slice(lo_y, max(hi_y, lo_y)), slice(lo_x, max(hi_x, lo_x))
+        ys = _span(math.floor(y0 * n) - 2, math.ceil(y1 * n) + 2, rows)
+        xs = _span(math.floor(x0 * n) - 2, math.ceil(x1 * n) + 2, cols)
         return Window(ys, xs, self._column[ys], self._row[:, xs])
 
     def everywhere(self) -> Window:
@@ -67,12 +72,45 @@ class Canvas:
 
     def cover(self, sd: np.ndarray) -> np.ndarray:
         """Coverage of a shape given by its signed distance: 1 inside, 0 outside, a 1-pixel ramp between."""
-        return unit(0.5 - sd * self.size)
+        return unit(HALF - sd * self._scale)
 
     def paint(self, win: Window, alpha: np.ndarray, color: Color | np.ndarray) -> None:
         """Alpha-composite ``color`` over the window (``color`` may be a texture of the window's size)."""
-        region = self.img[:, win.ys, win.xs]
-        region += alpha * (color - region)
+        self.paint_layers(win, ((alpha, color),))
+
+    def paint_layers(self, win: Window, layers: Iterable[tuple[np.ndarray, Color | np.ndarray]]) -> None:
+        """Paint each ``(alpha, color)`` over the window in turn, as that many :meth:`paint` calls would.
+
+        The window is worked on as a contiguous copy: on a view of strided rows each numpy operation loops
+        row by row, which costs more than copying the pixels out and back once for all the layers.
+        """
+        region = self.img[:, win.ys, win.xs].copy()
+        for alpha, color in layers:
+            region += alpha * (color - region)
+        self.img[:, win.ys, win.xs] = region
+
+
+def _span(lo: int, hi: int, clip: slice) -> slice:
+    """``lo:hi`` cut to ``clip`` (empty if outside it), by comparisons: cheaper than ``max`` and ``min`` calls."""
+    lo = lo if lo > clip.start else clip.start
+    hi = hi if hi < clip.stop else clip.stop
+    return slice(lo, hi if hi > lo else lo)
+
+
+_CENTRES: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _centres(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres of a ``size`` grid as a column and a row, made once per size (read-only).
+
+    Every image makes half a dozen canvases of a few sizes; building the grid each time costs more than
+    small windows do.
+    """
+    if size not in _CENTRES:
+        coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+        coords.flags.writeable = False
+        _CENTRES[size] = coords[:, None], coords[None, :]
+    return _CENTRES[size]
 
 
 def bounds(a: np.ndarray, margin: int = 0) -> Box | None:
@@ -87,9 +125,21 @@ def bounds(a: np.ndarray, margin: int = 0) -> Box | None:
     )
 
 
+def interleave(planes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(3, H, W) colour planes as an (H, W, 3) image, written into ``out`` if given.
+
+    Plane by plane: a transposed copy moves three values at a time and takes several times longer.
+    """
+    if out is None:
+        out = np.empty((*planes.shape[1:], 3), dtype=planes.dtype)
+    for channel, plane in enumerate(planes):
+        out[..., channel] = plane
+    return out
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     """``x`` clipped to [0, 1] (two ufuncs: much cheaper than ``np.clip`` on small windows)."""
-    return np.minimum(np.maximum(x, 0.0), 1.0)
+    return np.minimum(np.maximum(x, ZERO), ONE)
 
 
 def ellipse_sd(win: Window, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:

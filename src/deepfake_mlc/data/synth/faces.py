@@ -145,7 +145,8 @@ def _color(rng: np.random.Generator, palette: tuple[RGB, ...], jitter: float) ->
 
 
 def _rgb(values: np.ndarray) -> RGB:
-    r, g, b = (float(v) for v in np.clip(values, 0.0, 255.0))
+    """``values`` clipped to 0..255 as floats: ``max`` then ``min`` pick what ``np.clip`` does, with less overhead."""
+    r, g, b = (min(255.0, max(0.0, v)) for v in values.tolist())
     return (r, g, b)
 
 

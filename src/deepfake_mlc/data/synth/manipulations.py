@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from deepfake_mlc.data.synth import draw
-from deepfake_mlc.data.synth.canvas import Box, Canvas, bounds
+from deepfake_mlc.data.synth.canvas import Box, Canvas, bounds, interleave
 from deepfake_mlc.data.synth.faces import (
     Face,
     sample_bangs,
@@ -28,6 +28,7 @@ from deepfake_mlc.data.synth.faces import (
 )
 
 UPSAMPLING = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.NEAREST)
+SIGNS = (np.float64(-1.0), np.float64(1.0))
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Manipulation:
 
     region: draw.Region
     edit: Callable[[Face, np.random.Generator], Face]
+    moves_region: bool = True  # False: the edit changes only colours, so the region is computed once
 
 
 def _swap(part: str) -> Callable[[Face, np.random.Generator], Face]:
@@ -69,7 +71,7 @@ MANIPULATIONS: dict[str, tuple[Manipulation, ...]] = {  # step id i is entry i -
         Manipulation(draw.region_glasses, lambda f, rng: replace(f, glasses=sample_glasses(rng))),
         Manipulation(draw.region_beard, lambda f, rng: replace(f, beard=sample_beard(rng, f.hair.color))),
         Manipulation(draw.region_mouth, lambda f, rng: replace(f, mouth=replace(f.mouth, smile=sample_smile(rng)))),
-        Manipulation(draw.region_skin, _make_young),
+        Manipulation(draw.region_skin, _make_young, moves_region=False),
     ),
 }
 
@@ -90,27 +92,30 @@ def apply(
     size = image.shape[0]
     edited = manipulation.edit(face, rng)
     canvas = Canvas(size)
-    mask = _feather(np.maximum(manipulation.region(canvas, face), manipulation.region(canvas, edited)), rng)
+    region = manipulation.region(canvas, face)
+    if manipulation.moves_region:
+        region = np.maximum(region, manipulation.region(canvas, edited))
+    mask = _feather(region, rng)
     box = bounds(mask)
     fake = _generator_image(edited, size, rng, strength, box)
     out = image.copy()
     if box is not None:
-        traced = _traces(planes(fake[box]), rng, strength, face.scene.noise)
-        blended = _blend(planes(out[box]).astype(np.float32), traced, mask[box], rng, strength)
-        out[box] = to_uint8(blended).transpose(1, 2, 0)
+        traced = _traces(fake, rng, strength, face.scene.noise)
+        blended = _blend(planes(out[box], np.float32), traced, mask[box], rng, strength)
+        interleave(to_uint8(blended), out=out[box])
     return out, edited, mask
 
 
-def planes(image: np.ndarray) -> np.ndarray:
+def planes(image: np.ndarray, dtype: type | None = None) -> np.ndarray:
     """An (H, W, 3) image as (3, H, W) colour planes, where per-pixel weights broadcast fast (see :mod:`canvas`)."""
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
+    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=dtype)
 
 
 def _blend(
     below: np.ndarray, above: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, strength: float
 ) -> np.ndarray:
     """Alpha blending plus the halo that imperfect (e.g. Poisson) blending leaves along the seam."""
-    halo = strength * rng.choice((-1.0, 1.0)) * rng.uniform(4.0, 10.0) * 4.0 * alpha * (1.0 - alpha)
+    halo = strength * _sign(rng) * rng.uniform(4.0, 10.0) * 4.0 * alpha * (1.0 - alpha)
     return below + alpha * (above - below) + halo
 
 
@@ -130,18 +135,24 @@ def _feather(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
-def _generator_image(face: Face, size: int, rng: np.random.Generator, strength: float, box: Box | None) -> np.ndarray:
-    """The edited face as a generator's decoder makes it: smoothed texture, low resolution, upsampled.
+def _generator_image(
+    face: Face, size: int, rng: np.random.Generator, strength: float, box: Box | None
+) -> np.ndarray | None:
+    """``box`` of the edited face as a generator's decoder makes it (smoothed texture, low resolution,
+    upsampled), as float32 planes; None without a box (the random draws are made all the same).
 
-    Only ``box`` of the result is meaningful: the low-resolution drawing is clipped to the pixels the
-    upsampling filters read for it (bicubic reaches 2 pixels) and left black elsewhere.
+    The low-resolution drawing is clipped to the pixels the upsampling filters read for ``box`` (bicubic
+    reaches 2 pixels) and left black elsewhere.
     """
     texture = max(0.0, 1.0 - strength * rng.uniform(0.6, 1.0))
     low_size = max(size // int(rng.integers(2, 5)), 8)
     clip = _scaled(box, low_size / size, low_size, reach=3) if box is not None else (slice(0, 0), slice(0, 0))
     low = to_uint8(draw.render(face, low_size, rng, texture, clip))
     up = Image.fromarray(low).resize((size, size), UPSAMPLING[int(rng.integers(len(UPSAMPLING)))])
-    return np.asarray(up, dtype=np.float32)
+    if box is None:
+        return None
+    rows, cols = box
+    return planes(np.asarray(up.crop((cols.start, rows.start, cols.stop, rows.stop))), np.float32)
 
 
 def _scaled(box: Box, scale: float, size: int, reach: int) -> Box:
@@ -159,13 +170,25 @@ def _traces(fake: np.ndarray, rng: np.random.Generator, strength: float, noise: 
     """Shifted colour statistics, a periodic upsampling fingerprint and a too-low noise level (on planes)."""
     _, h, w = fake.shape
     gain = 1.0 + strength * rng.uniform(-0.08, 0.08, 3)
-    offset = strength * (rng.choice((-1.0, 1.0)) * rng.uniform(4.0, 10.0) + rng.uniform(-3.0, 3.0, 3))
+    offset = strength * (_sign(rng) * rng.uniform(4.0, 10.0) + rng.uniform(-3.0, 3.0, 3))
     period = int(rng.integers(2, 5))
     kernel = rng.normal(0.0, strength * rng.uniform(0.5, 2.0), (period, period))
     fingerprint = np.tile(kernel - kernel.mean(), (h // period + 1, w // period + 1))[:h, :w]
     sigma = noise * max(0.0, 1.0 - strength * rng.uniform(0.6, 1.0))
-    grain = planes(rng.standard_normal((h, w, 3), dtype=np.float32) * sigma)
-    return (fake * _per_plane(gain) + _per_plane(offset) + fingerprint + grain).astype(np.float32)
+    grain = planes(rng.standard_normal((h, w, 3), dtype=np.float32))
+    grain *= sigma
+    # in place where the dtype stays: the same sums in the same order as one expression, fewer temporaries
+    traced = fake * _per_plane(gain)
+    traced += _per_plane(offset)
+    shifted = traced + fingerprint  # float64, as the kernel
+    shifted += grain
+    return shifted.astype(np.float32)
+
+
+def _sign(rng: np.random.Generator) -> np.float64:
+    """-1 or +1 as ``rng.choice((-1.0, 1.0))`` gives it (one ``integers(0, 2)`` draw, a NumPy float64, which
+    keeps products with float32 arrays in float64), without the overhead of ``choice``."""
+    return SIGNS[int(rng.integers(0, 2))]
 
 
 def _per_plane(values: np.ndarray) -> np.ndarray:
