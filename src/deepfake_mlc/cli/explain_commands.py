@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepfake_mlc.cli.options import add_faces_option
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -42,13 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="fired",
         help="draw the labels over their threshold, or all of them (the .npz always has every label; default: fired)",
     )
-    explain.add_argument(
-        "--faces",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="as predict's: auto cuts faces as the model's training faces were cut, or takes whole images if it was "
-        "trained on them; on: always faces (ffhq for a whole-image model); off: the whole image (default: auto)",
-    )
+    add_faces_option(explain)
     explain.add_argument(
         "--threshold", type=float, metavar="P", help="one threshold for every label (default: the model's)"
     )

@@ -18,6 +18,18 @@ def add_overrides(parser: argparse.ArgumentParser, example: str = "train.lr=3e-4
     )
 
 
+def add_faces_option(parser: argparse.ArgumentParser) -> None:
+    """``--faces auto|on|off``: how photos are cut before the model sees them (predict and explain alike)."""
+    parser.add_argument(
+        "--faces",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="auto: find and cut faces as the model's training faces were cut (its face_crop), or take whole "
+        "images if it was trained on them; on: always find faces (ffhq crop for a whole-image model); "
+        "off: the whole image, resized (default: auto)",
+    )
+
+
 def positive(kind: type = int, zero_allowed: bool = False) -> Callable[[str], int | float]:
     """An argparse type that refuses negative (and, unless allowed, zero) counts and durations."""
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepfake_mlc.cli.options import positive
+from deepfake_mlc.cli.options import add_faces_option, positive
 from deepfake_mlc.faces.cutter import MIN_FACE
 from deepfake_mlc.runtime.runners import RUNTIMES
 
@@ -43,14 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--model", type=Path, required=True, metavar="PATH", help="run folder, .safetensors, .onnx or .engine"
     )
-    predict.add_argument(
-        "--faces",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="auto: find and cut faces as the model's training faces were cut (its face_crop), or take whole "
-        "images if it was trained on them; on: always find faces (ffhq crop for a whole-image model); "
-        "off: the whole image, resized (default: auto)",
-    )
+    add_faces_option(predict)
     predict.add_argument(
         "--fps", type=positive(float), default=5.0, metavar="N", help="video frames sampled per second (default: 5)"
     )
