@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepfake_mlc.cli.options import add_faces_option
+from deepfake_mlc.cli.options import add_faces_option, report_unreadable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -86,12 +85,7 @@ def run_explain(args: argparse.Namespace) -> int:
         console.print(
             f"{len(read)} images in {seconds:.1f} s, {seconds / len(read):.2f} s per image; written to {args.out}"
         )
-    failed = [r for r in results if r.error is not None]
-    for result in failed:
-        print(f"error: {result.path}: {result.error}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} of {len(results)} images could not be read (the others were explained)", file=sys.stderr)
-    return 1 if failed else 0
+    return report_unreadable(results, "images", "explained")
 
 
 def _table(results: list[Explained], title: str, out: Path) -> Table:

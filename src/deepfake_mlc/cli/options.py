@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def add_overrides(parser: argparse.ArgumentParser, example: str = "train.lr=3e-4") -> None:
@@ -28,6 +30,16 @@ def add_faces_option(parser: argparse.ArgumentParser) -> None:
         "images if it was trained on them; on: always find faces (ffhq crop for a whole-image model); "
         "off: the whole image, resized (default: auto)",
     )
+
+
+def report_unreadable(results: Sequence[Any], kind: str, done: str) -> int:
+    """Each result that could not be read (``path``, ``error``) on stderr, and a count; the exit status: 1 if any."""
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        print(f"error: {result.path}: {result.error}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(results)} {kind} could not be read (the others were {done})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def positive(kind: type = int, zero_allowed: bool = False) -> Callable[[str], int | float]:

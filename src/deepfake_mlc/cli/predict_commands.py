@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepfake_mlc.cli.options import add_faces_option, positive
+from deepfake_mlc.cli.options import add_faces_option, positive, report_unreadable
 from deepfake_mlc.faces.cutter import MIN_FACE
 from deepfake_mlc.runtime.runners import RUNTIMES
 
@@ -135,12 +134,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
         console.print(f"written: {args.out}")
     if args.explain is not None:
         console.print(f"heatmaps written to {args.explain} (photos only)")
-    failed = [r for r in results if r.error is not None]
-    for result in failed:
-        print(f"error: {result.path}: {result.error}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} of {len(results)} inputs could not be read (the others were predicted)", file=sys.stderr)
-    return 1 if failed else 0
+    return report_unreadable(results, "inputs", "predicted")
 
 
 def _check_line(check: Parity) -> str:
