@@ -393,7 +393,10 @@ def test_data_faces_cuts_a_folder_into_a_manifest_to_train_on(tmp_path: Path) ->
     train, val = (read_manifest(out / name, LABELS) for name in ("train.csv", "val.csv"))
     assert sorted(train + val) == sorted(samples) and len(val) == 1  # split by photo, ready to train on
     assert main(argv) == 2  # an existing manifest is not overwritten
+    template = ["data", "faces", str(raw), "--out", str(tmp_path / "t"), "--policy", "template"]
+    assert main(template) == 2  # its points come from --config: without them, one line says so
     big_only = ["data", "faces", str(raw / "people"), "--out", str(tmp_path / "big"), "--min-face", "200"]
+    big_only += ["--policy", "ffhq"]
     assert main(big_only) == 0  # the 140 px faces are smaller than asked for
     assert json.loads((tmp_path / "big" / "faces_report.json").read_text())["no_face"] == ["one.jpg", "one.png"]
 

@@ -94,6 +94,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     faces.add_argument("source", type=Path, metavar="IN_DIR", help="folder of photos (searched recursively)")
     faces.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     faces.add_argument(
+        "--policy",
+        choices=("ffhq", "template"),
+        help="crop policy (default: ffhq, or --config's); template takes its points from --config",
+    )
+    faces.add_argument(
         "--config", type=Path, help="take the crop policy from this run config's data.face_crop (e.g. a template)"
     )
     faces.add_argument("--size", type=int, help="crop side in pixels (default: 256)")
@@ -233,7 +238,8 @@ def run_faces(args: argparse.Namespace) -> int:
     from deepfake_mlc.faces.folder import MANIFEST, REPORT, SPLIT_MANIFESTS, crop_folder
 
     policy = load_config(Config, args.config).data.face_crop if args.config else FaceCropConfig()
-    changes = {k: v for k, v in (("size", args.size), ("scale", args.scale)) if v is not None}
+    options = (("policy", args.policy), ("size", args.size), ("scale", args.scale))
+    changes = {k: v for k, v in options if v is not None}
     policy = validate(FaceCropConfig, {**policy.model_dump(), **changes}, "data faces") if changes else policy
     if not 0 <= args.val_share < 1:
         raise DatasetError(f"--val-share must be in [0, 1), got {args.val_share}")
