@@ -109,7 +109,7 @@ def summarize(
 
 
 class MetricAccumulator:
-    """Collects per-image probabilities and targets over an evaluation, then computes the metrics.
+    """Collects per-image outputs (probabilities, or logits) and targets over an evaluation.
 
     In a distributed run, feed it what ``accelerator.gather_for_metrics((probs, targets))`` returns:
     every process then holds every image exactly once (the padding of the last batch is dropped).

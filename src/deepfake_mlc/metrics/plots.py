@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
+from deepfake_mlc.metrics.calibration import ECE_BINS, expected_calibration_error, reliability_bins
 from deepfake_mlc.metrics.multilabel import _as_numpy, _check, per_label_ap
 
 if TYPE_CHECKING:
@@ -77,6 +78,60 @@ def plot_pr_curves(
     ax.legend(loc="lower left", title=f"mAP {100 * ap.mean():.1f}", fontsize="small", framealpha=0.9)
     if title:
         ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def plot_reliability(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    label_names: Sequence[str],
+    path: Path,
+    title: str = "",
+    bins: int = ECE_BINS,
+) -> Path:
+    """Reliability diagrams: one panel per label and one of all labels pooled, each curve's ECE in the legend.
+
+    ``curves`` maps a name (``"uncalibrated"``, ``"calibrated"``) to ``(probs, targets)``, each [n, C].
+    A point is one equal-mass bin: its mean probability against the share of its images that are
+    positive; a calibrated model's points lie on the diagonal.
+    """
+    if not curves:
+        raise ValueError("no curves to plot")
+    data = {}
+    for name, (probs, targets) in curves.items():
+        p, t = _as_numpy(probs), _as_numpy(targets)
+        _check(p, t)
+        if len(label_names) != p.shape[1]:
+            raise ValueError(f"{len(label_names)} label names for {p.shape[1]} labels in {name!r}")
+        data[name] = (p, t)
+    panels = [(name, k) for k, name in enumerate(label_names)] + [("all labels", None)]
+    ncols = min(3, int(np.ceil(np.sqrt(len(panels)))))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.6 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (panel, k) in zip(axes, panels, strict=False):
+        ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
+        for name, (p, t) in data.items():
+            scores, hits = (p.ravel(), t.ravel()) if k is None else (p[:, k], t[:, k])
+            confidence, frequency, _ = reliability_bins(scores, hits, bins)
+            ece = expected_calibration_error(scores, hits, bins)
+            ax.plot(
+                confidence,
+                frequency,
+                marker="o",
+                markersize=3.5,
+                linewidth=1.4,
+                clip_on=False,
+                label=f"{name} (ECE {ece:.3f})",
+            )
+        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=panel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize="x-small", framealpha=0.9)
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    fig.supxlabel("predicted probability")
+    fig.supylabel("observed frequency")
+    if title:
+        fig.suptitle(title)
     return save_figure(fig, path)
 
 
