@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from deepfake_mlc.config.loader import StrictModel
 
@@ -31,13 +31,70 @@ class ColorJitterConfig(StrictModel):
     hue: JitterRange = 0.0
 
 
+def _range(low: float, high: float, low_open: bool) -> AfterValidator:
+    """A check that a value is a range ``[a, b]``, ``a <= b``, inside the bounds; the error names them."""
+    bounds = f"{low:g} {'<' if low_open else '<='} a <= b <= {high:g}"
+
+    def check(value: tuple[float, float]) -> tuple[float, float]:
+        a, b = value
+        if not ((a > low if low_open else a >= low) and a <= b <= high):
+            raise ValueError(f"[{a:g}, {b:g}] is not a range [a, b] with {bounds}")
+        return value
+
+    return AfterValidator(check)
+
+
+class JpegAugment(StrictModel):
+    """Re-encode as JPEG at a quality drawn uniformly (integers) from ``quality``, as a shared image is."""
+
+    p: float = Field(0.5, ge=0.0, le=1.0, description="probability per image")
+    quality: Annotated[tuple[int, int], _range(1, 100, low_open=False)] = Field(
+        (30, 95), description="lowest and highest JPEG quality, 1..100"
+    )
+
+
+class DownscaleAugment(StrictModel):
+    """Shrink width and height by a factor drawn from ``scale``; the model's resize then brings it back."""
+
+    p: float = Field(0.5, ge=0.0, le=1.0, description="probability per image")
+    scale: Annotated[tuple[float, float], _range(0, 1, low_open=True)] = Field(
+        (0.25, 1.0), description="smallest and largest factor, 0 < a <= b <= 1"
+    )
+
+
+class BlurAugment(StrictModel):
+    """Gaussian blur with a standard deviation (pixels of the image as read) drawn from ``sigma``."""
+
+    p: float = Field(0.3, ge=0.0, le=1.0, description="probability per image")
+    sigma: Annotated[tuple[float, float], _range(0, 10, low_open=True)] = Field(
+        (0.1, 2.0), description="smallest and largest sigma, 0 < a <= b <= 10"
+    )
+
+
+class NoiseAugment(StrictModel):
+    """Additive Gaussian noise with a standard deviation (share of the full intensity range) drawn from ``std``."""
+
+    p: float = Field(0.3, ge=0.0, le=1.0, description="probability per image")
+    std: Annotated[tuple[float, float], _range(0, 1, low_open=True)] = Field(
+        (0.005, 0.05), description="smallest and largest std, 0 < a <= b <= 1"
+    )
+
+
 class AugmentConfig(StrictModel):
-    """Training-time augmentation; evaluation only resizes and normalises."""
+    """Training-time augmentation; evaluation only resizes and normalises.
+
+    The degradations (``downscale``, ``blur``, ``noise``, ``jpeg``; off unless set, ``{}`` for the defaults)
+    are what sharing does to an image; they apply first, to the image as read (:mod:`deepfake_mlc.data.degrade`).
+    """
 
     hflip: float = Field(0.5, ge=0.0, le=1.0, description="probability of a horizontal flip")
     color_jitter: ColorJitterConfig | None = Field(
         default_factory=ColorJitterConfig, description="null disables colour jitter"
     )
+    downscale: DownscaleAugment | None = Field(None, description="null (default): no downscaling")
+    blur: BlurAugment | None = Field(None, description="null (default): no blur")
+    noise: NoiseAugment | None = Field(None, description="null (default): no noise")
+    jpeg: JpegAugment | None = Field(None, description="null (default): no JPEG re-compression")
 
 
 Point = tuple[float, float]
