@@ -23,6 +23,7 @@ from deepfake_mlc.artifacts.model_files import (
 from deepfake_mlc.artifacts.run_folder import RunFolder, RunSummary, find_runs, resolve_checkpoint
 from deepfake_mlc.artifacts.schema import (
     SCHEMA_VERSION,
+    Calibration,
     CheckpointMeta,
     ModelInfo,
     Preprocessing,
@@ -33,6 +34,7 @@ __all__ = [
     "PRECISIONS",
     "SCHEMA_VERSION",
     "SUFFIXES",
+    "Calibration",
     "CheckpointMeta",
     "Format",
     "ModelInfo",

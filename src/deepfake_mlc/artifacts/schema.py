@@ -3,7 +3,8 @@
 A checkpoint's metadata (:class:`CheckpointMeta`) is embedded in its safetensors file and mirrored in a
 ``.json`` beside it; an exported model's (:class:`ModelInfo`) is in the ONNX model's ``metadata_props``
 or in a TensorRT engine's side file. Both carry ``schema_version``: a reader upgrades what earlier
-releases wrote (:data:`SCHEMA_VERSION` 1: the ``*-v1`` formats of release 0.1.0; 2: no face crop) and refuses a newer
+releases wrote (:data:`SCHEMA_VERSION` 1: the ``*-v1`` formats of release 0.1.0; 2: no face crop; 3: no calibration
+and no threshold policy) and refuses a newer
 version with the way out, instead of misreading fields it does not know. A release that adds a field
 bumps :data:`SCHEMA_VERSION` and teaches :func:`_upgrade` the step.
 """
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deepfake_mlc.config.schema import FaceCropConfig
 from deepfake_mlc.errors import CheckpointError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHECKPOINT_FORMAT = "deepfake-mlc/checkpoint"
 MODEL_FORMAT = "deepfake-mlc/model"
 # release 0.1.0 named the version in the format string and had no schema_version
@@ -46,7 +47,40 @@ class Preprocessing(Record):
     face_crop: FaceCropConfig = NO_FACE_CROP
 
 
-class CheckpointMeta(Record):
+class Decisions:
+    """How a model decides, for records with ``label_names``, ``threshold``, ``thresholds``, ``threshold_policy``."""
+
+    def decision_thresholds(self) -> tuple[float, ...]:
+        """The threshold of each label: the fitted ones, else the model's single threshold."""
+        if self.thresholds is not None:  # type: ignore[attr-defined]
+            return self.thresholds  # type: ignore[attr-defined]
+        return (self.threshold,) * len(self.label_names)  # type: ignore[attr-defined]
+
+    def threshold_source(self) -> str:
+        """Where the decision thresholds come from, in words a prediction's reader understands."""
+        if self.thresholds is None:  # type: ignore[attr-defined]
+            return f"fixed {self.threshold:g}"  # type: ignore[attr-defined]
+        policy = self.threshold_policy  # type: ignore[attr-defined]
+        return f"policy {policy}" if policy else "fitted per label"
+
+
+class Calibration(Record):
+    """Per-label temperatures fitted on held-out data: a label's probability is ``sigmoid(logit / T)``.
+
+    A checkpoint stores its raw weights and this record, which every runtime applies; an export folds the
+    division into its graph, so its outputs are calibrated already. ``ece_before`` / ``ece_after`` are the
+    expected calibration error (equal-mass bins, all labels pooled) on the ``images`` of ``split`` it was fitted on.
+    """
+
+    method: Literal["temperature"] = "temperature"
+    temperatures: tuple[float, ...]
+    split: str
+    images: int
+    ece_before: float
+    ece_after: float
+
+
+class CheckpointMeta(Decisions, Record):
     """What a checkpoint holds besides its weights: enough to rebuild, evaluate, export and cite the model.
 
     ``config`` is the resolved run config as JSON (validated into a ``Config`` by whoever builds the
@@ -60,6 +94,8 @@ class CheckpointMeta(Record):
     preprocessing: Preprocessing
     threshold: float
     thresholds: tuple[float, ...] | None = None
+    threshold_policy: str | None = None  # what fitted ``thresholds``: f1, fpr:X, precision:X
+    calibration: Calibration | None = None
     params: int | None = None
     run_id: str | None = None  # the MLflow run, so an export can be registered against it
     epoch: int | None = None
@@ -75,12 +111,13 @@ class CheckpointMeta(Record):
         return _parse(cls, data, source, CHECKPOINT_FORMAT, "a deepfake-mlc checkpoint")
 
 
-class ModelInfo(Record):
+class ModelInfo(Decisions, Record):
     """Labels, preprocessing and decision thresholds of a model file, and the checkpoint it comes from.
 
-    ``thresholds`` (one per label, tuned on validation data) replace ``threshold`` when present;
-    ``source`` and ``sha256`` identify the training checkpoint, so two files can be told to hold the same
-    model; ``precision`` is the arithmetic the file was exported in.
+    ``thresholds`` (one per label, fitted on validation data by ``threshold_policy``) replace ``threshold``
+    when present; ``calibration`` is applied to the outputs (in the graph of an export); ``source`` and
+    ``sha256`` identify the training checkpoint, so two files can be told to hold the same model; ``precision``
+    is the arithmetic the file was exported in.
     """
 
     format: Literal["deepfake-mlc/model"] = MODEL_FORMAT
@@ -89,6 +126,8 @@ class ModelInfo(Record):
     preprocessing: Preprocessing
     threshold: float
     thresholds: tuple[float, ...] | None = None
+    threshold_policy: str | None = None
+    calibration: Calibration | None = None
     source: str
     sha256: str | None = None
     model: str | None = None
@@ -100,10 +139,6 @@ class ModelInfo(Record):
     tensorrt: str | None = None  # engines: the TensorRT version that built it
     batch_profile: dict[str, int] | None = None  # engines: min/opt/max batch of the optimisation profile
 
-    def decision_thresholds(self) -> tuple[float, ...]:
-        """The threshold of each label: the tuned ones, else the model's single threshold."""
-        return self.thresholds if self.thresholds is not None else (self.threshold,) * len(self.label_names)
-
     @classmethod
     def of_checkpoint(cls, checkpoint: str, meta: CheckpointMeta, sha256: str | None) -> ModelInfo:
         """The info of a checkpoint file (``checkpoint`` is its path) from its metadata."""
@@ -112,6 +147,8 @@ class ModelInfo(Record):
             preprocessing=meta.preprocessing,
             threshold=meta.threshold,
             thresholds=meta.thresholds,
+            threshold_policy=meta.threshold_policy,
+            calibration=meta.calibration,
             source=checkpoint,
             sha256=sha256,
             model=meta.model_name,
@@ -175,5 +212,7 @@ def _upgrade(data: dict[str, Any], source: str, fmt: str, what: str) -> dict[str
         data["preprocessing"] = {key: data.pop(key) for key in _PREPROCESSING_KEYS if key in data}
     if version <= 2 and isinstance(data.get("preprocessing"), dict):  # before faces: the whole image, resized
         data["preprocessing"] = {**data["preprocessing"], "face_crop": NO_FACE_CROP.model_dump()}
+    if version <= 3 and data.get("thresholds") is not None:  # before policies, thresholds could only be F1's
+        data["threshold_policy"] = "f1"
     data["schema_version"] = SCHEMA_VERSION
     return data

@@ -72,7 +72,8 @@ def run_explain(args: argparse.Namespace) -> int:
     face_crop, note = face_crop_for(meta.preprocessing.face_crop, args.faces)
     if note:
         console.print(note)
-    with Explainer(model, meta.preprocessing.image_size, args.method, args.layer) as explainer:
+    size = meta.preprocessing.image_size
+    with Explainer(model, size, args.method, args.layer, calibration=meta.calibration) as explainer:
         photos = PhotoExplainer(
             explainer, FaceCutter(face_crop), Preprocessing.of(meta.preprocessing), labels, thresholds, args.labels
         )

@@ -9,11 +9,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from deepfake_mlc.metrics import MetricAccumulator
+from deepfake_mlc.models.calibrated import probabilities
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, accelerator: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sigmoid probabilities and targets of the whole loader, on every process.
+def predict_logits(model: nn.Module, loader: DataLoader, accelerator: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32) and targets of the whole loader, on every process.
 
     ``gather_for_metrics`` collects each process's share and drops the samples the distributed sampler
     repeated to even out the last batch, so a 2-process run sees exactly the images a 1-process run sees.
@@ -27,7 +28,14 @@ def predict(model: nn.Module, loader: DataLoader, accelerator: Any) -> tuple[tor
         images, targets = batch
         with accelerator.autocast():
             logits = model(images)
-        probs, targets = accelerator.gather_for_metrics((torch.sigmoid(logits.float()), targets))
-        results.update(probs, targets)
+        results.update(*accelerator.gather_for_metrics((logits.float(), targets)))
     model.train(was_training)
     return results.state()
+
+
+def predict(
+    model: nn.Module, loader: DataLoader, accelerator: Any, temperatures: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities (calibrated by ``temperatures`` when given) and targets of the whole loader."""
+    logits, targets = predict_logits(model, loader, accelerator)
+    return probabilities(logits, temperatures), targets

@@ -22,7 +22,9 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from deepfake_mlc.artifacts import Calibration
 from deepfake_mlc.errors import ConfigError
+from deepfake_mlc.models.calibrated import probabilities, temperature_tensor
 from deepfake_mlc.models.gcn import GraphClassifier
 
 METHODS = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus, "layercam": LayerCAM}
@@ -86,6 +88,7 @@ class Explainer:
 
     ``layer`` is a name from ``model.named_modules()`` (None: :func:`default_layer`). The model is moved to
     ``device`` and put in eval mode; call :meth:`close` (or use ``with``) to remove the hooks it gets.
+    :meth:`probabilities` are calibrated as ``calibration`` says, like every runtime's.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Explainer:
         method: str = "gradcam",
         layer: str | None = None,
         device: str | torch.device = "cpu",
+        calibration: Calibration | None = None,
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown explanation method {method!r} (known: {', '.join(METHODS)})")
@@ -102,6 +106,7 @@ class Explainer:
             model = model.fold()
         self.model = model.to(device).eval()
         self.method = method
+        self._temperatures = temperature_tensor(calibration)
         self.layer = default_layer(self.model, image_size) if layer is None else layer
         self._check_layer(image_size)
         target = dict(self.model.named_modules())[self.layer]
@@ -117,8 +122,9 @@ class Explainer:
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> np.ndarray:
-        """[B, labels] float32: the model's sigmoid outputs."""
-        return torch.sigmoid(self.model(images.to(next(self.model.parameters()).device))).float().cpu().numpy()
+        """[B, labels] float32: the model's (calibrated) probabilities."""
+        logits = self.model(images.to(next(self.model.parameters()).device))
+        return probabilities(logits, self._temperatures).cpu().numpy()
 
     def __call__(self, images: torch.Tensor, labels: Sequence[int]) -> np.ndarray:
         """[B, len(labels), H, W] float32 in [0, 1] at the input size: the map of each image for each of ``labels``."""

@@ -1,7 +1,8 @@
 """PyTorch -> ONNX: one self-contained file from image to probabilities, with the model's metadata inside.
 
 Graph heads are folded first (their classifiers do not depend on the image), so every family exports
-as a plain CNN + linear layer; the sigmoid is part of the graph, so runtimes return probabilities.
+as a plain CNN + linear layer; the sigmoid, after the model's calibration temperatures if it has them, is part
+of the graph, so runtimes return the probabilities the model's thresholds were fitted on.
 torch's dynamo exporter emits opset 18 natively and silently raises lower requests, so the opset
 obtained is checked, not assumed.
 """
@@ -18,8 +19,9 @@ import onnx
 import torch
 from torch import nn
 
-from deepfake_mlc.artifacts import ModelInfo, replace_atomically
+from deepfake_mlc.artifacts import Calibration, ModelInfo, replace_atomically
 from deepfake_mlc.errors import ExportError
+from deepfake_mlc.models.calibrated import probabilities, temperature_tensor
 from deepfake_mlc.models.cam import ProbabilitiesAndMaps
 from deepfake_mlc.runtime.info import METADATA_KEY, read_onnx_info
 
@@ -29,14 +31,15 @@ INPUT, OUTPUT, MAPS = "image", "probabilities", "class_activation_maps"
 
 
 class ProbabilityModel(nn.Module):
-    """What is exported: normalised images -> sigmoid probabilities, graph heads folded."""
+    """What is exported: normalised images -> (calibrated) sigmoid probabilities, graph heads folded."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, calibration: Calibration | None = None) -> None:
         super().__init__()
         self.net = model.fold() if hasattr(model, "fold") else model
+        self.temperatures = temperature_tensor(calibration)  # a constant of the graph: one Div before the Sigmoid
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(images))
+        return probabilities(self.net(images), self.temperatures)
 
 
 @contextmanager
@@ -80,7 +83,8 @@ def export_model(model: nn.Module, path: Path, info: ModelInfo, opset: int, with
     :class:`~deepfake_mlc.models.cam.ProbabilitiesAndMaps`.
     """
     image_size = info.preprocessing.image_size
-    wrapped = (ProbabilitiesAndMaps(model) if with_maps else ProbabilityModel(model)).eval()
+    wrapper = ProbabilitiesAndMaps if with_maps else ProbabilityModel
+    wrapped = wrapper(model, info.calibration).eval()
     example = torch.randn(2, 3, image_size, image_size)
     with _quiet_exporter():
         program = torch.onnx.export(

@@ -12,17 +12,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepfake_mlc.artifacts import Calibration
 from deepfake_mlc.errors import ExportError
+from deepfake_mlc.models.calibrated import probabilities, temperature_tensor
 from deepfake_mlc.models.gcn import FoldedClassifier, GraphClassifier
 
 
 class ProbabilitiesAndMaps(nn.Module):
     """Normalised images -> (sigmoid probabilities ``[B, L]``, class activation maps ``[B, L, h, w]``).
 
-    The probabilities are computed by the same operations as the model's own forward pass.
+    The probabilities are computed by the same operations as the model's own forward pass, then calibrated by
+    ``calibration``; the maps are the raw logits' (a temperature scales a label's map, not its shape).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, calibration: Calibration | None = None) -> None:
         super().__init__()
         net = model.fold() if isinstance(model, GraphClassifier) else model
         if isinstance(net, FoldedClassifier):  # a timm trunk without its classifier + the folded linear layer
@@ -35,9 +38,10 @@ class ProbabilitiesAndMaps(nn.Module):
                 "activation maps to export: export it without --with-cam"
             )
         self.trunk, self.classifier = trunk, classifier
+        self.temperatures = temperature_tensor(calibration)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.trunk.forward_features(images)
         logits = self.classifier(self.trunk.forward_head(features, pre_logits=True))
         maps = torch.einsum("lc,bchw->blhw", self.classifier.weight, features)
-        return torch.sigmoid(logits), maps
+        return probabilities(logits, self.temperatures), maps

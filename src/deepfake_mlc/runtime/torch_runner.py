@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from deepfake_mlc.artifacts import ModelInfo
+from deepfake_mlc.models.calibrated import probabilities, temperature_tensor
 
 
 @contextmanager
@@ -35,7 +36,7 @@ def _uses_tf32() -> bool:
 
 
 class TorchRunner:
-    """A PyTorch model behind the :class:`~deepfake_mlc.runtime.base.Runner` interface."""
+    """A PyTorch model behind the :class:`~deepfake_mlc.runtime.base.Runner` interface, calibrated as ``info`` says."""
 
     def __init__(
         self,
@@ -52,13 +53,14 @@ class TorchRunner:
         self.device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
         self.precision = "tf32" if self.device.startswith("cuda") and _uses_tf32() else "fp32"
         self.info = info
+        self._temperatures = temperature_tensor(info.calibration)
         model = model.to(self.device).eval()
         self._model = torch.compile(model, dynamic=True) if compile else model
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> np.ndarray:
         logits = self._model(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device))
-        return torch.sigmoid(logits.float()).cpu().numpy()
+        return probabilities(logits, self._temperatures).cpu().numpy()
 
     def details(self) -> dict[str, Any]:
         return {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": self.device}
