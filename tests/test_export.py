@@ -19,7 +19,6 @@ from deepfake_mlc.config import Config, DataConfig, dump_yaml
 from deepfake_mlc.data import SUBSET_LABELS
 from deepfake_mlc.export import write_export
 from deepfake_mlc.export.pipeline import ExportRequest, run_export
-from deepfake_mlc.export.thresholds import best_f1_thresholds
 from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, Bound
 from deepfake_mlc.models.loading import load_checkpoint
 from deepfake_mlc.runtime import open_runner, read_model_info
@@ -73,15 +72,16 @@ def test_onnx_of_every_family_gives_pytorch_probabilities(name: str, families: d
     assert exported.opset >= 18 and exported.deepfake_mlc is not None
 
 
-def test_fp16_export_command_passes_parity_and_stores_tuned_thresholds(
+def test_fp16_export_command_passes_parity_and_stores_policy_thresholds(
     tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "fp16.onnx"
-    assert main(export_args(tiny_run, "--precision", "fp16", "--out", str(out), "--tune-thresholds")) == 0
+    assert main(export_args(tiny_run, "--precision", "fp16", "--out", str(out), "--thresholds", "fpr:0.2")) == 0
     printed = capsys.readouterr().out
-    assert f"max |Δp| ≤ {MAX_ABS_DIFF['fp16']:g}: pass" in printed and "per-label thresholds" in printed
+    assert f"max |Δp| ≤ {MAX_ABS_DIFF['fp16']:g}: pass" in printed and "per-label thresholds (fpr:0.2)" in printed
     info = read_model_info(out)
     assert info.thresholds is not None and len(info.thresholds) == len(LABELS)
+    assert info.threshold_policy == "fpr:0.2" and info.threshold_source() == "policy fpr:0.2"
     assert all(0.0 <= t <= 1.0 for t in info.thresholds)
     graph = onnx.load(str(out)).graph
     assert {t.type.tensor_type.elem_type for t in [*graph.input, *graph.output]} == {onnx.TensorProto.FLOAT}
@@ -152,29 +152,6 @@ def test_data_with_other_labels_is_a_one_line_error(
 def test_bad_format_and_precision_pairs_are_refused(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(export_args(tiny_run, "--format", "onnx-int8", "--precision", "fp16")) == 2
     assert capsys.readouterr().err == "error: --format onnx-int8 takes --precision int8\n"
-
-
-def brute_force_best_f1(scores: np.ndarray, hits: np.ndarray) -> float:
-    candidates = np.concatenate([scores, (scores[:, None] + scores[None, :]).ravel() / 2, [0.0, 1.0]])
-    f1 = [2 * (hits & (scores > t)).sum() / ((scores > t).sum() + hits.sum()) for t in candidates]
-    return max(f1)
-
-
-def test_f1_thresholds_reach_the_brute_force_optimum() -> None:
-    rng = np.random.default_rng(0)
-    probs = np.round(rng.random((40, 4)), 1)  # rounded: many ties
-    targets = (rng.random((40, 4)) < probs).astype(int)
-    targets[:, 3] = 0  # a label without positives keeps the default
-    thresholds = best_f1_thresholds(probs, targets, default=0.5)
-    for k in range(3):
-        hits, fired = targets[:, k].astype(bool), probs[:, k] > thresholds[k]
-        f1 = 2 * (hits & fired).sum() / (fired.sum() + hits.sum())
-        assert f1 == pytest.approx(brute_force_best_f1(probs[:, k], hits))
-    assert thresholds[3] == 0.5
-    scores = np.array([[0.9], [0.8], [0.3], [0.2]])
-    # firing on all four (F1 6/7) beats the top two (4/5): the threshold goes below the lowest score
-    assert best_f1_thresholds(scores, np.array([[1], [1], [0], [1]]), 0.5)[0] == pytest.approx(0.1)
-    assert best_f1_thresholds(scores, np.array([[1], [1], [0], [0]]), 0.5)[0] == pytest.approx(0.55)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])

@@ -10,6 +10,7 @@ from deepfake_mlc.artifacts import PRECISIONS, export_name
 from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
 from deepfake_mlc.metrics.parity import MAX_MAP_DROP, Tolerances
+from deepfake_mlc.metrics.thresholds import POLICY_HELP
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -61,7 +62,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--opset", type=int, metavar="N", help="ONNX opset, 18 or later (18)")
     export.add_argument("--register", metavar="NAME", help="log the ONNX model to MLflow and register it as NAME")
     export.add_argument(
-        "--tune-thresholds", action="store_true", help="store per-label thresholds maximising F1 on the val split"
+        "--thresholds",
+        metavar="POLICY",
+        help=f"fit per-label thresholds on the val split by this policy ({POLICY_HELP}) and store them with its "
+        "name (default: the checkpoint's, see deepfake-mlc calibrate)",
     )
     export.add_argument(
         "--with-cam",
@@ -90,7 +94,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         "per_channel": args.per_channel,
         "opset": args.opset,
         "register": args.register,
-        "tune_thresholds": args.tune_thresholds,
+        "thresholds": args.thresholds,
         "with_cam": args.with_cam,
     }
     # options left out keep ExportRequest's defaults, the one place they are set
@@ -102,7 +106,10 @@ def run_export_command(args: argparse.Namespace) -> int:
     if failure is not None:
         raise QualityGateError(f"parity failed: {failure}; {result.path} is kept for inspection")
     if result.thresholds is not None:
-        console.print("per-label thresholds: " + ", ".join(f"{t:.3f}" for t in result.thresholds))
+        fitted = ", ".join(f"{t:.3f}" for t in result.thresholds)
+        console.print(f"per-label thresholds ({result.threshold_policy or 'fitted'}): {fitted}")
+    for label in result.unreached:
+        console.print(f"[yellow]{label}: no threshold reaches {result.threshold_policy} on val; the most precise one")
     if result.registered:
         console.print(f"registered: {result.registered}")
     return 0

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from deepfake_mlc import __version__
 from deepfake_mlc.cli import (
     bench_commands,
+    calibrate_commands,
     data_commands,
     evaluate_commands,
     explain_commands,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.register(commands)
     train_commands.register(commands)
     evaluate_commands.register(commands)
+    calibrate_commands.register(commands)
     report_commands.register(commands)
     tune_commands.register(commands)
     export_commands.register(commands)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepfake_mlc.config.loader import load_config
-from deepfake_mlc.config.schema import Config, DataConfig, ManifestSplits, Split
-from deepfake_mlc.data.annotations import read_annotations, read_manifest
+from deepfake_mlc.config.schema import SPLITS, Config, DataConfig, ManifestSplits, Split
+from deepfake_mlc.data.annotations import annotation_path, read_annotations, read_manifest
 from deepfake_mlc.data.labels import SUBSET_LABELS
 from deepfake_mlc.data.reading import Sample
 from deepfake_mlc.errors import DatasetError
@@ -27,6 +27,26 @@ def data_for(source: Path, trained: DataConfig, subset: str | None) -> DataConfi
         splits = ManifestSplits(train=source, val=source, test=source)
         return trained.model_copy(update={"format": "manifest", "manifests": splits, "labels": trained.labels})
     return trained.model_copy(update={"format": "seqdeepfake", "root": source, "subset": subset or trained.subset})
+
+
+def trained_on(checkpoint: Path, trained: DataConfig) -> Path:
+    """The data a checkpoint was trained on: its run folder's config, else its Seq-DeepFake root."""
+    run_config = checkpoint.parent.parent / "config.yaml"
+    if run_config.is_file():
+        return run_config
+    if trained.root is not None:
+        return trained.root
+    raise DatasetError(f"{checkpoint}: no run config beside it to find its data: give --data")
+
+
+def available_splits(cfg: DataConfig) -> tuple[Split, ...]:
+    """The splits the configured data set has (annotation files that exist, manifests that are set)."""
+    if cfg.format == "seqdeepfake":
+        assert cfg.root is not None  # enforced by DataConfig
+        root = cfg.root.expanduser().resolve()
+        return tuple(split for split in SPLITS if annotation_path(root, cfg.subset, split).is_file())
+    assert cfg.manifests is not None  # enforced by DataConfig
+    return tuple(split for split in SPLITS if getattr(cfg.manifests, split) is not None)
 
 
 def split_manifest(cfg: DataConfig, split: Split) -> Path:

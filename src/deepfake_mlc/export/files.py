@@ -27,18 +27,18 @@ def export_onnx(
     checkpoint: Path,
     out: Path,
     opset: int = DEFAULT_OPSET,
-    thresholds: tuple[float, ...] | None = None,
+    thresholds: tuple[tuple[float, ...], str] | None = None,
     with_maps: bool = False,
 ) -> Path:
     """A checkpoint (run folder or ``.safetensors``) as an fp32 ONNX model with its metadata inside.
 
-    ``thresholds`` (per label) replace the checkpoint's own in the metadata; ``with_maps`` adds the class
-    activation maps as a second output.
+    ``thresholds`` (per label, and the policy that fitted them) replace the checkpoint's own in the metadata;
+    ``with_maps`` adds the class activation maps as a second output.
     """
     model = load_checkpoint(checkpoint)[0]
     info = checkpoint_info(checkpoint).model_copy(update={"deepfake_mlc": __version__})
     if thresholds is not None:
-        info = info.model_copy(update={"thresholds": thresholds})
+        info = info.model_copy(update={"thresholds": thresholds[0], "threshold_policy": thresholds[1]})
     return export_model(model, out, info, opset, with_maps)
 
 
@@ -51,12 +51,12 @@ def write_export(
     *,
     per_channel: bool = False,
     opset: int = DEFAULT_OPSET,
-    thresholds: tuple[float, ...] | None = None,
+    thresholds: tuple[tuple[float, ...], str] | None = None,
     with_maps: bool = False,
 ) -> Path:
     """Write ``source`` (a checkpoint, or an exported fp32 ONNX model) to ``out`` as ``format`` in ``precision``.
 
-    A checkpoint is exported to fp32 ONNX first (``opset``; ``thresholds`` replace its own in the metadata),
+    A checkpoint is exported to fp32 ONNX first (``opset``; ``thresholds`` and their policy replace its own),
     into a temporary folder unless that is the file asked for. int8 needs ``calibration``, training images
     in the model's preprocessing: ``onnx-int8`` is ONNX Runtime's CPU scheme (``per_channel`` weights on
     request), with the first convolution kept in float. ``with_maps`` (ONNX fp32 and fp16) adds the class

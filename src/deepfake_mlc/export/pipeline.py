@@ -25,14 +25,15 @@ from deepfake_mlc.artifacts import (
     model_kind,
     resolve_checkpoint,
 )
-from deepfake_mlc.config.schema import Config
+from deepfake_mlc.data.sources import trained_on
 from deepfake_mlc.errors import ExportError
 from deepfake_mlc.export import CALIBRATION_IMAGES
 from deepfake_mlc.export.files import write_export
 from deepfake_mlc.export.onnx import DEFAULT_OPSET
 from deepfake_mlc.export.parity import REFERENCE_PRECISION, REFERENCE_RUNTIME, maps_deviation, reference_probabilities
-from deepfake_mlc.export.thresholds import tune_thresholds
+from deepfake_mlc.export.thresholds import fit_policy
 from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, MAX_MAP_DROP, Parity, Tolerances, check_parity
+from deepfake_mlc.metrics.thresholds import parse_policy
 from deepfake_mlc.models.loading import load_checkpoint
 from deepfake_mlc.runtime import available_runtimes, eval_arrays, open_runner, run_batched
 from deepfake_mlc.runtime.info import checkpoint_info
@@ -55,7 +56,7 @@ class ExportRequest:
     per_channel: bool = False
     opset: int = DEFAULT_OPSET
     register: str | None = None
-    tune_thresholds: bool = False
+    thresholds: str | None = None  # a threshold policy fitted on val (f1, fpr:X, precision:X); else the checkpoint's
     with_cam: bool = False  # the class activation maps as a second ONNX output
     maps_images: int = 16  # images whose maps are compared with PyTorch's
 
@@ -68,9 +69,11 @@ class ExportResult:
     parity: Parity
     seconds: float
     thresholds: tuple[float, ...] | None
+    threshold_policy: str | None
     registered: str | None
     maps_deviation: float | None = None  # max |Δ| of the maps / max |map|, with --with-cam
     maps_bound: float | None = None
+    unreached: tuple[str, ...] = ()  # labels whose precision:X no threshold reached on val
 
     def failure(self) -> str | None:
         """Why the export fails the gate (its probabilities, then its maps), or ``None``."""
@@ -79,16 +82,6 @@ class ExportResult:
         if failure is None and deviation is not None and bound is not None and deviation > bound:
             failure = f"class activation maps: max |Δ| {deviation:.1e} of their range > {bound}"
         return failure
-
-
-def default_data(checkpoint: Path, cfg: Config) -> Path:
-    """The data a checkpoint was trained on: its run folder's config, else its Seq-DeepFake root."""
-    run_config = checkpoint.parent.parent / "config.yaml"
-    if run_config.is_file():
-        return run_config
-    if cfg.data.root is not None:
-        return cfg.data.root
-    raise ExportError(f"{checkpoint}: no run config beside it to find its data: give --data")
 
 
 def _parity_runtime(path: Path, precision: str) -> str:
@@ -112,6 +105,7 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
     """Export, check parity, register if asked and parity holds; the caller decides what a failure means."""
     console = console or Console(stderr=True)
     precision = export_precision(request.format, request.precision)
+    policy = None if request.thresholds is None else parse_policy(request.thresholds)
     tolerances = _tolerances(request, precision)
     if request.format == "tensorrt":
         import_tensorrt()  # no GPU or no package: say so before any work
@@ -119,10 +113,15 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
     checkpoint = resolve_checkpoint(request.checkpoint)
     model, cfg, meta = load_checkpoint(checkpoint)
     info = checkpoint_info(checkpoint)
-    source = request.data or default_data(checkpoint, cfg)
+    source = request.data or trained_on(checkpoint, cfg.data)
     images, targets = eval_arrays(source, info, "test", request.parity_images)  # bad data fails before exporting
-    if request.tune_thresholds:
-        info = info.model_copy(update={"thresholds": tune_thresholds(model, info, source)})
+    unreached: tuple[str, ...] = ()
+    if policy is not None:
+        fitted = fit_policy(model, info, source, policy)
+        unreached = tuple(info.label_names[k] for k in fitted.unreached)
+        info = info.model_copy(
+            update={"thresholds": tuple(map(float, fitted.thresholds)), "threshold_policy": str(policy)}
+        )
     path = request.out or checkpoint.with_name(export_name(checkpoint, request.format, precision))
     if path.suffix != SUFFIXES[request.format]:
         raise ExportError(f"--out {path}: --format {request.format} writes a {SUFFIXES[request.format]} file")
@@ -136,7 +135,7 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
             calibration,
             per_channel=request.per_channel,
             opset=request.opset,
-            thresholds=info.thresholds,
+            thresholds=None if policy is None else (info.decision_thresholds(), str(policy)),
             with_maps=request.with_cam,
         )
     onnx_path = engine_graph_path(path) if request.format == "tensorrt" else path
@@ -162,7 +161,19 @@ def run_export(request: ExportRequest, console: Console | None = None) -> Export
             deviation = maps_deviation(model, runner.with_maps(sample)[1], sample)
             bound = tolerances.max_abs_diff[runner.precision]
     seconds = time.perf_counter() - start
-    result = ExportResult(path, files, precision, parity, seconds, info.thresholds, None, deviation, bound)
+    result = ExportResult(
+        path,
+        files,
+        precision,
+        parity,
+        seconds,
+        info.thresholds,
+        info.threshold_policy,
+        None,
+        deviation,
+        bound,
+        unreached,
+    )
     if request.register and result.failure() is None:  # probabilities and maps both within the gate
         from deepfake_mlc.export.mlflow_registry import register_onnx
 
