@@ -1,24 +1,36 @@
-"""``deepfake-mlc evaluate``: a checkpoint on any split of any data set, with every view of its accuracy."""
+"""``deepfake-mlc evaluate``: a model on any split of any data set, with every view of its accuracy.
+
+A checkpoint is evaluated by the training's own loop (Accelerate: one process or many); an exported model,
+or a checkpoint with ``--runtime``, by that runtime. ``--perturb`` adds the robustness sweep, ``--policies``
+the threshold policies' cost, in either case.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deepfake_mlc.cli.options import positive
 from deepfake_mlc.config.schema import SPLITS, SUBSETS
+from deepfake_mlc.data.degrade import ALLOWED as PERTURBATIONS
+from deepfake_mlc.metrics.thresholds import POLICY_HELP
+from deepfake_mlc.runtime.runners import RUNTIMES
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate",
-        help="evaluate a checkpoint: the paper's metrics, per-label AP, confusion counts, real-vs-fake view",
+        help="evaluate a model: the paper's metrics, per-label AP, confusion counts, real-vs-fake view, "
+        "calibration; threshold policies and robustness to degradations on request",
     )
-    evaluate.add_argument("checkpoint", type=Path, help="run folder or .safetensors checkpoint")
+    evaluate.add_argument(
+        "checkpoint", type=Path, metavar="MODEL", help="run folder, .safetensors checkpoint, .onnx model or .engine"
+    )
     evaluate.add_argument(
         "--data", type=Path, required=True, help="Seq-DeepFake root folder, manifest .csv, or run config .yaml"
     )
@@ -29,6 +41,33 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--out", type=Path, help="folder for evaluation.json, pr_curves.png (and localisation.png with --explain)"
     )
     evaluate.add_argument("--cpu", action="store_true")
+    evaluate.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="run the model in this runtime (default: a checkpoint by the training loop, an export by the first "
+        "runtime that runs it here)",
+    )
+    evaluate.add_argument(
+        "--policies",
+        nargs="+",
+        metavar="POLICY",
+        help=f"threshold policies to fit on the val split and judge on this one ({POLICY_HELP}): per label, the "
+        "false-positive rate on originals and the recall each gives",
+    )
+    evaluate.add_argument(
+        "--perturb",
+        nargs="+",
+        metavar="KIND:S1,S2",
+        help=f"re-evaluate under each degradation and severity, applied before the model's preprocessing "
+        f"({PERTURBATIONS}), e.g. jpeg:90,70,50 resize:0.5,0.25 blur:1,2 noise:0.02,0.05",
+    )
+    evaluate.add_argument(
+        "--perturb-limit",
+        type=positive(),
+        metavar="N",
+        help="with --perturb: N images of the split, spread evenly (default: all)",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="with --perturb: seed of the noise (default: 0)")
     evaluate.add_argument(
         "--explain",
         action="store_true",
@@ -53,43 +92,190 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
+
+    from deepfake_mlc.artifacts import model_kind
+    from deepfake_mlc.data.degrade import parse_perturbations
+    from deepfake_mlc.errors import ConfigError
+    from deepfake_mlc.metrics.thresholds import parse_policy
+
+    # every name and severity checked before any work
+    policies = tuple(parse_policy(text) for text in args.policies or ())
+    perturbations = parse_perturbations(args.perturb or [])
+    by_runtime = args.runtime is not None or model_kind(args.checkpoint) != "checkpoint"
+    if by_runtime and args.explain:
+        raise ConfigError("--explain needs a checkpoint evaluated by the training loop (leave out --runtime)")
+    console = Console()
+    if by_runtime:
+        report, runner, clean = _evaluate_in_runtime(args, policies)
+    else:
+        from deepfake_mlc.engine.evaluate_checkpoint import ExplainRequest, evaluate_checkpoint
+
+        explain = ExplainRequest(args.explain_method, args.explain_layer, args.explain_limit) if args.explain else None
+        report = evaluate_checkpoint(
+            args.checkpoint, args.data, args.split, args.out, args.subset, args.threshold, args.cpu, explain, policies
+        )
+        runner, clean = None, None
+    _print_report(console, report, Path(args.checkpoint).name, args.split)
+    written = ["evaluation.json", "pr_curves.png", "reliability.png"]
+    if "localisation" in report:
+        written.append("localisation.png")
+    if perturbations:
+        report["robustness"] = _robustness(args, perturbations, runner, None if args.perturb_limit else clean, console)
+        written.append("robustness.png")
+    if args.out:
+        _write(args.out, report, clean if by_runtime else None, Path(args.checkpoint).name, args.split)
+        console.print(f"written: {', '.join(str(args.out / name) for name in written)}")
+    return 0
+
+
+def _evaluate_in_runtime(args: argparse.Namespace, policies: tuple) -> tuple[dict[str, Any], Any, Any]:
+    from deepfake_mlc.bench.evaluation import evaluate_runner
+    from deepfake_mlc.runtime import available_runtimes, open_runner
+
+    runtime = args.runtime or next(iter(available_runtimes(args.checkpoint)), "ort-cpu")
+    runner = open_runner(args.checkpoint, runtime, device="cpu" if args.cpu else None)
+    report, clean = evaluate_runner(runner, args.data, args.split, args.subset, args.threshold, policies)
+    return report, runner, clean
+
+
+def _robustness(args: argparse.Namespace, perturbations: list, runner: Any, clean: Any, console: Console) -> dict:
+    """The sweep, in the runtime that evaluated the model (PyTorch for a checkpoint), and its table."""
+    from deepfake_mlc.bench.robustness import robustness
+    from deepfake_mlc.runtime import open_runner
+
+    if runner is None:
+        runner, clean = open_runner(args.checkpoint, "pytorch", device="cpu" if args.cpu else None), None
+    result = robustness(runner, args.data, perturbations, args.split, args.perturb_limit, args.subset, args.seed, clean)
+    console.print(_robustness_table(result))
+    return result
+
+
+def _write(out: Path, report: dict[str, Any], clean: Any, name: str, split: str) -> None:
+    """The JSON, and the figures the training loop's evaluation has not drawn (all of them for a runtime's:
+    ``clean`` holds its probabilities and targets)."""
+    from deepfake_mlc.artifacts import write_json_atomically
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(out / "evaluation.json", report)
+    title = f"{name}: {split}"
+    if clean is not None:
+        from deepfake_mlc.metrics.plots import plot_pr_curves, plot_reliability
+
+        labels = list(report["thresholds"])
+        plot_pr_curves(*clean, labels, out / "pr_curves.png", title=title)
+        plot_reliability({report["runtime"]: clean}, labels, out / "reliability.png", title)
+    if "robustness" in report:
+        from deepfake_mlc.bench.robustness import plot_robustness
+
+        result = report["robustness"]
+        title += f" split, {result['images']} images, {result['runtime']} {result['precision']}"
+        plot_robustness(result, out / "robustness.png", title)
+
+
+def _print_report(console: Console, report: dict[str, Any], name: str, split: str) -> None:
     from rich.table import Table
 
-    from deepfake_mlc.engine.evaluate_checkpoint import ExplainRequest, evaluate_checkpoint
     from deepfake_mlc.engine.progress import metric_table
 
-    explain = ExplainRequest(args.explain_method, args.explain_layer, args.explain_limit) if args.explain else None
-    report = evaluate_checkpoint(
-        args.checkpoint, args.data, args.split, args.out, args.subset, args.threshold, args.cpu, explain
-    )
-    console = Console()
-    name = Path(args.checkpoint).name
+    where = f", {report['runtime']} {report['precision']}" if "runtime" in report else ""
     console.print(
         metric_table(
             {name: report["metrics"]},
-            f"{args.split} split, {report['images']} images, threshold {report['threshold']}",
-            {name: report["params"]} if report["params"] else None,
+            f"{split} split, {report['images']} images{where}, thresholds: {report['threshold_source']}",
+            {name: report["params"]} if report.get("params") else None,
         )
     )
-    labels = Table(title="per label", title_justify="left")
-    for column in ("label", "AP", "TP", "FP", "FN", "TN"):
+    calibration = report["calibration"]
+    uncalibrated = report.get("calibration_uncalibrated")
+    labels = Table(
+        title="per label",
+        title_justify="left",
+        caption=f"ECE: expected calibration error, {calibration['bins']} {calibration['binning']} bins"
+        + ("; before: without the model's temperatures" if uncalibrated else ""),
+        caption_justify="left",
+    )
+    columns = ["label", "AP", "threshold", "TP", "FP", "FN", "TN", "ECE", "Brier"]
+    if uncalibrated:
+        columns.insert(7, "ECE before")
+    for column in columns:
         labels.add_column(column, justify="left" if column == "label" else "right")
     for label, counts in report["confusion"].items():
-        labels.add_row(
-            label, f"{report['metrics'][f'AP/{label}']:.1f}", *(str(counts[k]) for k in ("TP", "FP", "FN", "TN"))
-        )
+        ece = calibration["per_label"][label]
+        cells = [
+            label,
+            f"{report['metrics'][f'AP/{label}']:.1f}",
+            f"{report['thresholds'][label]:.3f}",
+            *(str(counts[k]) for k in ("TP", "FP", "FN", "TN")),
+            *([f"{uncalibrated['per_label'][label]['ece']:.3f}"] if uncalibrated else []),
+            f"{ece['ece']:.3f}",
+            f"{ece['brier']:.3f}",
+        ]
+        labels.add_row(*cells)
+    overall = ["all labels", "", "", "", "", "", ""]
+    overall += [f"{uncalibrated['ece']:.3f}"] if uncalibrated else []
+    labels.add_row(*overall, f"{calibration['ece']:.3f}", f"{calibration['brier']:.3f}", style="bold")
     console.print(labels)
     d = report["detection"]
     console.print(
         f"exact label set: {d['subset_accuracy']:.1f} %  |  real vs fake: accuracy {d['fake_accuracy']:.1f} %, "
         f"AUC {d['fake_auc']:.1f} %"
     )
+    if "policies" in report:
+        console.print(_policies_table(report["policies"], split))
     if "localisation" in report:
         console.print(_localisation_table(report["localisation"]))
-    if args.out:
-        figures = ("pr_curves.png", "localisation.png") if "localisation" in report else ("pr_curves.png",)
-        console.print(f"written: {', '.join(str(args.out / name) for name in ('evaluation.json', *figures))}")
-    return 0
+
+
+def _policies_table(policies: dict[str, Any], split: str) -> Table:
+    """Per policy and label: the threshold fitted on val, and on this split the FPR on originals and recall."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"threshold policies: fitted on val, judged on {split}",
+        title_justify="left",
+        caption="FPR on originals: share of the images with no manipulation that the label flags; "
+        "* no threshold reached the policy's precision on val (the most precise one is used)",
+        caption_justify="left",
+    )
+    for column in ("policy", "label", "threshold", "FPR on originals", "flagged originals", "recall", "precision"):
+        table.add_column(column, justify="left" if column in ("policy", "label") else "right")
+    share = lambda value: "" if value is None else f"{100 * value:.1f} %"  # noqa: E731
+    for name, result in policies.items():
+        for index, (label, row) in enumerate(result["per_label"].items()):
+            table.add_row(
+                name if index == 0 else "",
+                label + (" *" if label in result["unreached"] else ""),
+                f"{row['threshold']:.3f}",
+                share(row["fpr_originals"]),
+                f"{row['flagged_originals']} / {row['originals']}",
+                share(row["recall"]),
+                share(row["precision"]),
+                end_section=index == len(result["per_label"]) - 1,
+            )
+    return table
+
+
+def _robustness_table(result: dict[str, Any]) -> Table:
+    """One row per perturbation and severity: mAP, its change from the clean images, and every label's AP."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"robustness: {result['split']} split, {result['images']} images, {result['runtime']} "
+        f"{result['precision']} (AP in %)",
+        title_justify="left",
+    )
+    labels = list(result["rows"][0]["AP"])
+    for column in ("perturbation", "mAP", "Δ mAP", *labels):
+        table.add_column(column, justify="left" if column == "perturbation" else "right")
+    for row in result["rows"]:
+        name = "clean" if row["severity"] is None else f"{row['perturbation']}:{row['severity']:g}"
+        table.add_row(
+            name,
+            f"{row['mAP']:.1f}",
+            "" if row["severity"] is None else f"{row['mAP_change']:+.1f}",
+            *(f"{row['AP'][label]:.1f}" for label in labels),
+        )
+    return table
 
 
 def _localisation_table(localisation: dict) -> Table:

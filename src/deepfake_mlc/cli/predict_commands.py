@@ -106,6 +106,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     runner = open_runner(args.model, runtime, threads=args.threads)
     labels = runner.info.label_names
     thresholds = (args.threshold,) * len(labels) if args.threshold is not None else runner.info.decision_thresholds()
+    decided = "--threshold" if args.threshold is not None else runner.info.threshold_source()
     check = None
     if args.check is not None:
         check = check_runtime(runner, args.model, inputs, thresholds, args.threads, limit=args.check)
@@ -128,9 +129,9 @@ def run_predict_command(args: argparse.Namespace) -> int:
         photos = [path for path in dict.fromkeys(inputs) if not is_video(path)]  # videos get no pictures
         maps = MapWriter(args.explain, photos, labels, crop_size, args.explain_labels)
     results = Predictor(runner, cutter, thresholds, args.batch_size, maps).predict(inputs, fps=args.fps)
-    console.print(_predict_table(results, runner, thresholds, face_crop))
+    console.print(_predict_table(results, runner, thresholds, decided, face_crop))
     if args.out is not None:
-        write_predictions(args.out, results, runner, args.model, thresholds, face_crop, args.fps, check)
+        write_predictions(args.out, results, runner, args.model, (thresholds, decided), face_crop, args.fps, check)
         console.print(f"written: {args.out}")
     if args.explain is not None:
         console.print(f"heatmaps written to {args.explain} (photos only)")
@@ -145,14 +146,23 @@ def _check_line(check: Parity) -> str:
 
 
 def _predict_table(
-    results: list[FilePrediction], runner: Runner, thresholds: tuple[float, ...], face_crop: FaceCropConfig | None
+    results: list[FilePrediction],
+    runner: Runner,
+    thresholds: tuple[float, ...],
+    decided: str,
+    face_crop: FaceCropConfig | None,
 ) -> Table:
-    """A row per face of a photo, per track of a video, and per file without a face or unreadable."""
+    """A row per face of a photo, per track of a video, and per file without a face or unreadable; the title says
+    where the thresholds come from (``decided``) and whether the probabilities are calibrated."""
     from rich.table import Table
 
     labels = runner.info.label_names
     crop = "whole images" if face_crop is None else f"faces cut by the {face_crop.policy} policy"
-    title = f"{runner.name} ({runner.precision}, {runner.device}), {crop}; a label fires above its threshold"
+    calibrated = "calibrated probabilities" if runner.info.calibration else "uncalibrated probabilities"
+    title = (
+        f"{runner.name} ({runner.precision}, {runner.device}), {crop}, {calibrated}; a label fires above its "
+        f"threshold ({decided})"
+    )
     table = Table(title=title, title_justify="left")
     table.add_column("file")
     table.add_column("face")

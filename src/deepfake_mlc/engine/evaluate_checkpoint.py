@@ -1,12 +1,13 @@
 """``deepfake-mlc evaluate``: a checkpoint on any split of any supported data set, with every view of it.
 
-With ``explain``, also how well its class activation maps point at the manipulations, on data with masks
-(:mod:`deepfake_mlc.explain.localisation`).
+The probabilities are the model's as it serves them (calibrated when it has temperatures: then the
+uncalibrated ones' calibration is reported beside them). With ``policies``, threshold policies are fitted on
+the validation split and judged on the evaluated one. With ``explain``, also how well its class activation
+maps point at the manipulations, on data with masks (:mod:`deepfake_mlc.explain.localisation`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,19 @@ from accelerate import Accelerator
 from rich.progress import track
 from torch import nn
 
+from deepfake_mlc.artifacts import CheckpointMeta, write_json_atomically
 from deepfake_mlc.config.schema import DataConfig, Split
 from deepfake_mlc.data import build_dataset, build_loader
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import evenly_spaced, open_sample
-from deepfake_mlc.data.sources import data_for, read_split
-from deepfake_mlc.engine.evaluate import predict
+from deepfake_mlc.data.sources import available_splits, data_for, read_split
+from deepfake_mlc.engine.evaluate import predict_logits
 from deepfake_mlc.errors import DatasetError
-from deepfake_mlc.metrics import confusion_counts, detection_metrics, summarize
-from deepfake_mlc.metrics.plots import plot_pr_curves
+from deepfake_mlc.metrics.calibration import calibration_report
+from deepfake_mlc.metrics.evaluation import evaluation_report, policy_report
+from deepfake_mlc.metrics.plots import plot_pr_curves, plot_reliability
+from deepfake_mlc.metrics.thresholds import ThresholdPolicy
+from deepfake_mlc.models.calibrated import probabilities, temperature_tensor
 from deepfake_mlc.models.loading import load_checkpoint
 
 EXPLAIN_BATCH = 8  # images per pass; each is repeated once per label present in the batch
@@ -41,6 +46,32 @@ class ExplainRequest:
     limit: int | None = None
 
 
+def model_data(source: Path, meta: CheckpointMeta, trained: DataConfig, subset: str | None) -> DataConfig:
+    """The data at ``source`` read with the checkpoint's preprocessing, labelled with its label names."""
+    data = data_for(source, trained, subset)
+    if data.format == "manifest" and data.labels is None:
+        data = data.model_copy(update={"labels": list(meta.label_names)})
+    return data
+
+
+def require_split(data: DataConfig, split: Split, why: str) -> None:
+    """A one-line DatasetError naming the splits there are when ``split`` is not one of them."""
+    present = available_splits(data)
+    if split not in present:
+        raise DatasetError(f"the data has no {split} split (it has: {', '.join(present) or 'none'}): {why}")
+
+
+def split_logits(
+    accelerator: Accelerator, model: nn.Module, data: DataConfig, split: Split, labels: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and targets of a whole split, without augmentation, on every process."""
+    dataset = build_dataset(data, split, train=False)
+    if dataset.label_names != labels:
+        raise DatasetError(f"the data's labels {list(dataset.label_names)} are not the model's {list(labels)}")
+    logits, targets = predict_logits(model, accelerator.prepare(build_loader(dataset, data, train=False)), accelerator)
+    return logits.numpy(), targets.numpy()
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
     source: Path,
@@ -50,43 +81,50 @@ def evaluate_checkpoint(
     threshold: float | None = None,
     cpu: bool = False,
     explain: ExplainRequest | None = None,
+    policies: tuple[ThresholdPolicy, ...] = (),
 ) -> dict[str, Any]:
-    """Metrics, detection view, per-label confusion counts, and with ``explain`` the localisation of the maps
-    (on the main process); JSON, PR curves and the localisation figure written to ``out_dir``."""
+    """Metrics, detection view, per-label confusion counts, calibration, ``policies`` judged on ``split``, and
+    with ``explain`` the localisation of the maps (on the main process); JSON and figures written to ``out_dir``."""
     accelerator = Accelerator(cpu=cpu)
     model, cfg, meta = load_checkpoint(checkpoint)
     labels = meta.label_names
-    data = data_for(source, cfg.data, subset)
-    if data.format == "manifest" and data.labels is None:
-        data = data.model_copy(update={"labels": list(labels)})
-    dataset = build_dataset(data, split, train=False)
-    if dataset.label_names != labels:
-        raise DatasetError(f"the data's labels {list(dataset.label_names)} are not the model's {list(labels)}")
+    data = model_data(source, meta, cfg.data, subset)
+    if policies:
+        require_split(data, "val", "threshold policies are fitted on the val split")
     masked = masked_samples(data, split, explain.limit) if explain is not None else None  # fails before any work
-    model, loader = accelerator.prepare(model, build_loader(dataset, data, train=False))
-    probs, targets = predict(model, loader, accelerator)
-    threshold = meta.threshold if threshold is None else threshold
+    model = accelerator.prepare(model)
+    temperatures = temperature_tensor(meta.calibration)
+    as_served = lambda logits: probabilities(torch.from_numpy(logits), temperatures).numpy()  # noqa: E731
+    logits, targets = split_logits(accelerator, model, data, split, labels)
+    probs = as_served(logits)
+    thresholds = np.asarray((threshold,) * len(labels) if threshold is not None else meta.decision_thresholds())
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "data": str(source),
         "split": split,
-        "images": len(probs),
-        "threshold": threshold,
-        "metrics": summarize(probs, targets, labels, threshold, cfg.train.convention),
-        "detection": detection_metrics(probs, targets, threshold),
-        "confusion": {
-            name: dict(zip(("TP", "FP", "FN", "TN"), map(int, row), strict=True))
-            for name, row in zip(labels, confusion_counts(probs, targets, threshold), strict=True)
-        },
+        "threshold_source": "--threshold" if threshold is not None else meta.threshold_source(),
+        **evaluation_report(probs, targets, labels, thresholds, cfg.train.convention),
         "params": meta.params,
     }
+    uncalibrated = probabilities(torch.from_numpy(logits), None).numpy()
+    if meta.calibration is not None:
+        report["calibration_uncalibrated"] = calibration_report(uncalibrated, targets, labels)
+    if policies:
+        val_logits, val_targets = split_logits(accelerator, model, data, "val", labels)
+        fit = as_served(val_logits), val_targets
+        report["policies"] = policy_report(policies, fit, (probs, targets), labels, meta.threshold)
     if explain is not None and masked is not None and accelerator.is_main_process:
         model = accelerator.unwrap_model(model)
         report["localisation"] = localise(model, data, masked, labels, explain, accelerator.device)
     if out_dir is not None and accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
-        plot_pr_curves(probs, targets, labels, out_dir / "pr_curves.png", title=f"{Path(checkpoint).name}: {split}")
+        write_json_atomically(out_dir / "evaluation.json", report)
+        title = f"{Path(checkpoint).name}: {split}"
+        plot_pr_curves(probs, targets, labels, out_dir / "pr_curves.png", title=title)
+        curves = {"uncalibrated": (uncalibrated, targets), "calibrated": (probs, targets)}
+        plot_reliability(
+            curves if meta.calibration else {"model": (probs, targets)}, labels, out_dir / "reliability.png", title
+        )
         if "localisation" in report:
             from deepfake_mlc.explain.localisation import plot_localisation
 

@@ -19,6 +19,7 @@ from rich.progress import track
 
 from deepfake_mlc.artifacts import ModelInfo
 from deepfake_mlc.config.schema import DataConfig, Split
+from deepfake_mlc.data.degrade import Perturbation, perturbation_seed
 from deepfake_mlc.data.labels import SUBSET_LABELS
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import OnCorrupt, evenly_spaced, open_rgb, open_sample
@@ -44,19 +45,31 @@ def preprocessing_config(info: ModelInfo, subset: str | None = None) -> DataConf
     )
 
 
-def _load(path: str, preprocessing: Preprocessing, on_corrupt: OnCorrupt) -> np.ndarray | None:
+def _load(
+    path: str, preprocessing: Preprocessing, on_corrupt: OnCorrupt, perturbation: Perturbation | None, seed: int
+) -> np.ndarray | None:
     image = open_sample(path, on_corrupt)
+    if image is not None and perturbation is not None:
+        image = perturbation(image, perturbation_seed(path, perturbation, seed))
     return None if image is None else preprocessing(image)
 
 
 def eval_batches(
-    source: Path, info: ModelInfo, split: Split = "test", limit: int | None = None, subset: str | None = None
+    source: Path,
+    info: ModelInfo,
+    split: Split = "test",
+    limit: int | None = None,
+    subset: str | None = None,
+    perturbation: Perturbation | None = None,
+    seed: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(images, targets)`` batches of a split, without augmentation, with a progress bar.
 
     ``source`` is a Seq-DeepFake root, a manifest ``.csv`` or a run config ``.yaml``. ``limit`` keeps
     that many images spread evenly over the split (splits are often sorted by label). Unreadable images
-    stop the run, or are skipped where the data config says ``on_corrupt: skip``.
+    stop the run, or are skipped where the data config says ``on_corrupt: skip``. ``perturbation`` alters
+    each decoded image before the model's preprocessing, as sharing would have; its randomness (noise) is a
+    function of the image's path, the perturbation and ``seed``, so every run sees the same images.
     """
     data = data_for(Path(source), preprocessing_config(info, subset), subset)
     samples, label_names = read_split(data, split)
@@ -64,11 +77,14 @@ def eval_batches(
         raise DatasetError(f"the data's labels {list(label_names)} are not the model's {list(info.label_names)}")
     if limit is not None and limit < len(samples):
         samples = evenly_spaced(samples, limit)
-    load = partial(_load, preprocessing=Preprocessing.of(data), on_corrupt=data.on_corrupt)
+    load = partial(
+        _load, preprocessing=Preprocessing.of(data), on_corrupt=data.on_corrupt, perturbation=perturbation, seed=seed
+    )
     size = data.eval_batch_size or data.batch_size
     starts = range(0, len(samples), size)
     with ThreadPoolExecutor(max(1, data.num_workers)) as pool:
-        for start in track(starts, description=f"reading {len(samples)} {split} images", transient=True):
+        what = f"reading {len(samples)} {split} images" + ("" if perturbation is None else f" under {perturbation}")
+        for start in track(starts, description=what, transient=True):
             chunk = samples[start : start + size]
             images = pool.map(load, [path for path, _ in chunk])
             kept = [(image, target) for image, (_, target) in zip(images, chunk, strict=True) if image is not None]

@@ -66,12 +66,13 @@ def write_predictions(
     results: Sequence[FilePrediction],
     runner: Runner,
     model: Path,
-    thresholds: Sequence[float],
+    thresholds: tuple[Sequence[float], str],
     face_crop: FaceCropConfig | None,
     fps: float,
     check: Parity | None = None,
 ) -> None:
-    """JSON (everything, with the model, thresholds and ``check``) or CSV (a row per face), by ``out``'s suffix.
+    """JSON (everything, with the model, ``thresholds`` and where they come from, and ``check``) or CSV (a row per
+    face), by ``out``'s suffix.
 
     Written atomically: an interrupted run leaves the previous file, never half of one.
     """
@@ -84,7 +85,9 @@ def write_predictions(
         "model": str(model),
         "runtime": runner.name,
         "precision": runner.precision,
-        "thresholds": dict(zip(labels, thresholds, strict=True)),
+        "thresholds": dict(zip(labels, thresholds[0], strict=True)),
+        "threshold_source": thresholds[1],
+        "calibration": None if runner.info.calibration is None else runner.info.calibration.model_dump(mode="json"),
         "faces": None if face_crop is None else face_crop.model_dump(mode="json"),
         "fps": fps,
         **({} if check is None else {"check": asdict(check)}),
