@@ -155,7 +155,18 @@ def write_run(run_dir: Path, data_root: Path, name: str = "test_resnet") -> Path
     return run_dir
 
 
-MODEL_IDENTITY = {"label_names", "preprocessing", "threshold", "thresholds", "source", "sha256", "model", "run_id"}
+MODEL_IDENTITY = {
+    "label_names",
+    "preprocessing",
+    "threshold",
+    "thresholds",
+    "threshold_policy",
+    "calibration",
+    "source",
+    "sha256",
+    "model",
+    "run_id",
+}
 
 
 def same_model(*infos: ModelInfo) -> bool:

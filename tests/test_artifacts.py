@@ -54,6 +54,33 @@ def test_metadata_round_trips_and_is_written_atomically(tmp_path: Path) -> None:
     assert sorted(p.name for p in stem.parent.iterdir()) == ["best.json", "best.safetensors"]  # no temporary left
 
 
+def test_a_checkpoint_name_with_dots_keeps_its_whole_name(tmp_path: Path) -> None:
+    meta = read_checkpoint_meta(RELEASE_0_1_0)
+    write_checkpoint(tmp_path / "model.v2", {"w": torch.ones(2)}, meta)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.v2.json", "model.v2.safetensors"]
+
+
+def test_models_of_schema_3_had_f1_thresholds_and_no_calibration() -> None:
+    data = read_checkpoint_meta(RELEASE_0_1_0).model_dump(mode="json")
+    old = {**data, "schema_version": 3, "thresholds": [0.4] * len(data["label_names"])}
+    del old["threshold_policy"], old["calibration"]
+    meta = CheckpointMeta.from_json(old, "old.safetensors")
+    assert meta.threshold_policy == "f1" and meta.calibration is None and meta.threshold_source() == "policy f1"
+    assert CheckpointMeta.from_json({**old, "thresholds": None}, "old.safetensors").threshold_policy is None
+
+
+def test_one_threshold_and_one_positive_temperature_per_label_or_damaged() -> None:
+    data = read_checkpoint_meta(RELEASE_0_1_0).model_dump(mode="json")
+    calibration = {"temperatures": [1.0, 2.0], "split": "val", "images": 8, "ece_before": 0.1, "ece_after": 0.05}
+    with pytest.raises(CheckpointError, match="damaged a deepfake-mlc checkpoint: 2 calibration temperatures for 5"):
+        CheckpointMeta.from_json({**data, "calibration": calibration}, "x.safetensors")
+    with pytest.raises(CheckpointError, match="damaged a deepfake-mlc checkpoint: 2 thresholds for 5 labels"):
+        CheckpointMeta.from_json({**data, "thresholds": [0.5, 0.5]}, "x.safetensors")
+    calibration["temperatures"] = [1.0, 0.0, 1.0, 1.0, 1.0]
+    with pytest.raises(CheckpointError, match=r"'calibration.temperatures.1': Input should be greater than 0"):
+        CheckpointMeta.from_json({**data, "calibration": calibration}, "x.safetensors")
+
+
 def test_a_newer_schema_version_is_refused_with_the_way_out(tmp_path: Path) -> None:
     data = read_checkpoint_meta(RELEASE_0_1_0).model_dump(mode="json")
     with pytest.raises(CheckpointError, match=r"newer deepfake-mlc \(schema version 99.*upgrade deepfake-mlc"):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.metrics import brier_score_loss
+from sklearn.metrics import log_loss as sklearn_log_loss
 
 from deepfake_mlc.errors import ConfigError, DatasetError
 from deepfake_mlc.metrics.calibration import (
@@ -20,7 +21,7 @@ from deepfake_mlc.metrics.calibration import (
     expected_calibration_error,
     fit_temperature,
     fit_temperatures,
-    logits_of,
+    log_loss,
     reliability_bins,
 )
 from deepfake_mlc.metrics.plots import plot_reliability
@@ -51,7 +52,7 @@ def calibrated_sample(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_ece_of_a_calibrated_predictor_is_small_and_of_an_overconfident_one_large() -> None:
     p, y = calibrated_sample(200_000)
     assert expected_calibration_error(p, y) < 0.01
-    overconfident = sigmoid(3 * logits_of(p))
+    overconfident = sigmoid(3 * (np.log(p) - np.log1p(-p)))
     assert expected_calibration_error(overconfident, y) > 0.05
 
 
@@ -84,9 +85,10 @@ def test_ece_by_hand() -> None:
     assert expected_calibration_error(probs, targets, bins=2) == pytest.approx(0.3)
 
 
-def test_brier_matches_sklearn() -> None:
+def test_brier_and_log_loss_match_sklearn() -> None:
     p, y = calibrated_sample(1000, seed=3)
     assert brier_score(p, y) == pytest.approx(brier_score_loss(y, p), rel=1e-12)
+    assert log_loss(p, y) == pytest.approx(sklearn_log_loss(y, p), rel=1e-9)
 
 
 def test_calibration_report_pools_all_pairs_and_is_json() -> None:
@@ -127,10 +129,15 @@ def test_temperature_without_information_is_one() -> None:
     assert fit_temperature(np.zeros(50), np.r_[np.zeros(25), np.ones(25)]) == 1.0
 
 
-def test_temperature_is_clamped() -> None:
+def test_temperature_of_separable_or_reversed_data_is_one() -> None:
     z = np.linspace(-3, 3, 50)
-    assert fit_temperature(z, (z > 0).astype(float)) == pytest.approx(0.01)  # separable: ever sharper
-    assert fit_temperature(z, (z < 0).astype(float)) == pytest.approx(100.0)  # reversed: the sign cannot flip
+    assert fit_temperature(z, (z > 0).astype(float)) == 1.0  # separable: T -> 0 would erase the ranking
+    assert fit_temperature(z, (z < 0).astype(float)) == 1.0  # reversed: no positive T helps
+
+
+def test_non_finite_logits_are_a_one_line_error() -> None:
+    with pytest.raises(DatasetError, match="not all finite"):
+        fit_temperature(np.array([0.0, np.inf, 1.0]), np.array([0.0, 1.0, 1.0]))
 
 
 def test_applied_temperatures_reduce_ece(true_logits: tuple[np.ndarray, np.ndarray]) -> None:
@@ -152,13 +159,6 @@ def test_apply_temperatures_is_stable_for_large_logits() -> None:
         warnings.simplefilter("error")
         probs = apply_temperatures(np.array([[-1e4, 0.0, 1e4]]), np.array([0.5, 1.0, 0.5]))
     np.testing.assert_array_equal(probs, [[0.0, 0.5, 1.0]])
-
-
-def test_logits_of_inverts_the_sigmoid_and_clips_the_tails() -> None:
-    z = np.linspace(-10, 10, 21)
-    np.testing.assert_allclose(logits_of(sigmoid(z)), z, atol=1e-6)
-    tails = logits_of(np.array([0.0, 1.0]))
-    np.testing.assert_allclose(tails, [np.log(1e-7 / (1 - 1e-7)), -np.log(1e-7 / (1 - 1e-7))])
 
 
 # --- threshold policies ----------------------------------------------------------------------------------------

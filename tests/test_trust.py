@@ -15,11 +15,12 @@ import onnx
 import pytest
 import torch
 
-from conftest import SEQUENCES, write_run, write_split
+from conftest import SEQUENCES, run_without, write_run, write_split
 from deepfake_mlc.artifacts import read_checkpoint_meta
 from deepfake_mlc.cli.main import main
 from deepfake_mlc.models.loading import load_checkpoint
 from deepfake_mlc.runtime import eval_arrays, open_runner, read_model_info, run_batched
+from test_docker import missing_from_serving_image
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +173,19 @@ def test_evaluate_reports_calibration_and_judges_policies_on_test(
     assert all(row["originals"] == 2 for row in fpr.values())
     printed = " ".join(capsys.readouterr().out.split())
     assert "threshold policies" in printed and "fpr:0.5" in printed and "ECE" in printed
+
+
+def test_serving_image_evaluates_an_export_under_perturbations(
+    families: dict[str, tuple[Path, Path]], data_root: Path, tmp_path: Path
+) -> None:
+    """Without torch, matplotlib, ...: the same figures as with them, the JSON without the PNGs."""
+    onnx_path = families["test_resnet"][1]
+    argv = ["evaluate", str(onnx_path), "--data", str(data_root), "--perturb", "jpeg:50", "noise:0.05"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    serving_argv = [*argv, "--out", str(tmp_path / "serving")]
+    code = f"from deepfake_mlc.cli.main import main; raise SystemExit(main({serving_argv!r}))"
+    result = run_without(missing_from_serving_image(), code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    full, serving = (json.loads((tmp_path / d / "evaluation.json").read_text()) for d in ("full", "serving"))
+    assert serving["robustness"] == full["robustness"] and serving["metrics"] == full["metrics"]
+    assert {p.name for p in (tmp_path / "serving").iterdir()} == {"evaluation.json"}

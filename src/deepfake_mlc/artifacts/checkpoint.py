@@ -26,9 +26,9 @@ def write_checkpoint(stem: Path, state: Mapping[str, Any], meta: CheckpointMeta)
     stem.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(meta.model_dump(mode="json"), indent=2)
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
-    weights = stem.with_suffix(".safetensors")
+    weights = stem.with_name(stem.name + ".safetensors")  # not with_suffix: "model.v2" is a whole name
     replace_atomically(weights, lambda tmp: save_file(tensors, tmp, metadata={META_KEY: text}))
-    replace_atomically(stem.with_suffix(".json"), lambda tmp: tmp.write_text(text + "\n"))
+    replace_atomically(stem.with_name(stem.name + ".json"), lambda tmp: tmp.write_text(text + "\n"))
     return weights
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError, model_validator
 
 from deepfake_mlc.config.schema import FaceCropConfig
 from deepfake_mlc.errors import CheckpointError
@@ -47,8 +47,19 @@ class Preprocessing(Record):
     face_crop: FaceCropConfig = NO_FACE_CROP
 
 
-class Decisions:
-    """How a model decides, for records with ``label_names``, ``threshold``, ``thresholds``, ``threshold_policy``."""
+class Decisions(Record):
+    """How a model decides, for records with ``label_names``, ``threshold``, ``thresholds``, ``threshold_policy``
+    and ``calibration``: one threshold and one temperature per label, checked when the record is read."""
+
+    @model_validator(mode="after")
+    def _one_per_label(self) -> Decisions:
+        labels = len(self.label_names)  # type: ignore[attr-defined]
+        thresholds, calibration = self.thresholds, self.calibration  # type: ignore[attr-defined]
+        if thresholds is not None and len(thresholds) != labels:
+            raise ValueError(f"{len(thresholds)} thresholds for {labels} labels")
+        if calibration is not None and len(calibration.temperatures) != labels:
+            raise ValueError(f"{len(calibration.temperatures)} calibration temperatures for {labels} labels")
+        return self
 
     def decision_thresholds(self) -> tuple[float, ...]:
         """The threshold of each label: the fitted ones, else the model's single threshold."""
@@ -73,14 +84,14 @@ class Calibration(Record):
     """
 
     method: Literal["temperature"] = "temperature"
-    temperatures: tuple[float, ...]
+    temperatures: tuple[PositiveFloat, ...]
     split: str
     images: int
     ece_before: float
     ece_after: float
 
 
-class CheckpointMeta(Decisions, Record):
+class CheckpointMeta(Decisions):
     """What a checkpoint holds besides its weights: enough to rebuild, evaluate, export and cite the model.
 
     ``config`` is the resolved run config as JSON (validated into a ``Config`` by whoever builds the
@@ -111,7 +122,7 @@ class CheckpointMeta(Decisions, Record):
         return _parse(cls, data, source, CHECKPOINT_FORMAT, "a deepfake-mlc checkpoint")
 
 
-class ModelInfo(Decisions, Record):
+class ModelInfo(Decisions):
     """Labels, preprocessing and decision thresholds of a model file, and the checkpoint it comes from.
 
     ``thresholds`` (one per label, fitted on validation data by ``threshold_policy``) replace ``threshold``
@@ -190,7 +201,9 @@ def _parse(cls: type[Record], data: dict[str, Any], source: str, fmt: str, what:
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise CheckpointError(f"{source}: damaged {what}: '{key}': {first['msg']}") from None
+        where = f"'{key}': " if key else ""  # a check across fields (one threshold per label) names no field
+        message = first["msg"].removeprefix("Value error, ")
+        raise CheckpointError(f"{source}: damaged {what}: {where}{message}") from None
 
 
 def _upgrade(data: dict[str, Any], source: str, fmt: str, what: str) -> dict[str, Any]:

@@ -15,9 +15,12 @@ import numpy as np
 
 from deepfake_mlc.config.schema import Split
 from deepfake_mlc.data.degrade import Perturbation
+from deepfake_mlc.data.sources import data_for, require_split
 from deepfake_mlc.metrics.evaluation import evaluation_report, policy_report
+from deepfake_mlc.metrics.multilabel import Convention
 from deepfake_mlc.metrics.thresholds import ThresholdPolicy
 from deepfake_mlc.runtime import Runner, eval_batches
+from deepfake_mlc.runtime.data import preprocessing_config
 
 
 def split_probabilities(
@@ -46,13 +49,16 @@ def evaluate_runner(
     subset: str | None = None,
     threshold: float | None = None,
     policies: Sequence[ThresholdPolicy] = (),
-    limit: int | None = None,
+    convention: Convention = "asl",
 ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
     """The evaluation report of ``runner`` on ``split`` (``policies`` fitted on val), and its probabilities and
     targets, which a robustness sweep reuses as its clean row."""
     info = runner.info
     labels = info.label_names
-    probs, targets = split_probabilities(runner, source, split, limit, subset)
+    if policies:  # before any work
+        data = data_for(Path(source), preprocessing_config(info, subset), subset)
+        require_split(data, "val", "threshold policies are fitted on the val split")
+    probs, targets = split_probabilities(runner, source, split, None, subset)
     thresholds = np.asarray((threshold,) * len(labels) if threshold is not None else info.decision_thresholds())
     report: dict[str, Any] = {
         "model": info.source,
@@ -61,7 +67,7 @@ def evaluate_runner(
         "data": str(source),
         "split": split,
         "threshold_source": "--threshold" if threshold is not None else info.threshold_source(),
-        **evaluation_report(probs, targets, labels, thresholds),
+        **evaluation_report(probs, targets, labels, thresholds, convention),
     }
     if policies:
         fit = split_probabilities(runner, source, "val", None, subset)

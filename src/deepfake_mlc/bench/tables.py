@@ -92,6 +92,15 @@ def _details(details: Mapping[str, Any]) -> str:
     )
 
 
+def _decisions(model: Mapping[str, Any]) -> str:
+    """How the model decides, from its info: thresholds and their policy, and whether it is calibrated."""
+    if model.get("thresholds"):
+        thresholds = f"per-label thresholds ({model.get('threshold_policy') or 'fitted'})"
+    else:
+        thresholds = f"threshold {model['threshold']}"
+    return thresholds + ("; calibrated (temperatures)" if model.get("calibration") else "")
+
+
 def _setup_lines(result: Mapping[str, Any]) -> list[str]:
     model, data, machine, settings = result["model"], result["data"], result["machine"], result["settings"]
     gpu = machine["gpu"]
@@ -101,7 +110,7 @@ def _setup_lines(result: Mapping[str, Any]) -> list[str]:
     reference = result["reference"]
     return [
         f"- model: `{model['path']}` ({len(model['label_names'])} labels: {', '.join(model['label_names'])}; "
-        f"{model['preprocessing']['image_size']} px; threshold {model['threshold']}; "
+        f"{model['preprocessing']['image_size']} px; {_decisions(model)}; "
         f"sha256 {model['sha256'] or 'n/a'})",
         f"- data: `{data['path']}`, {data['split']} split, {data['images']} images",
         f"- machine: {machine['cpu']} ({' '.join(machine['simd']) or 'no x86 SIMD flags'}), "

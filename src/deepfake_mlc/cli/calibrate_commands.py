@@ -50,13 +50,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
     report = calibrate_checkpoint(
         args.checkpoint, args.data, policy, not args.no_temperature, args.subset, args.out, args.cpu
     )
+    if report is None:  # not the main process of a distributed run: it has printed and written nothing
+        return 0
     console = Console()
     console.print(calibration_table(report))
     for label in report["unreached"]:
         console.print(
             f"[yellow]{label}: no threshold reaches {report['threshold_policy']} on val; the most precise one is used"
         )
-    console.print("written: " + ", ".join(report.get("written", [])))
+    console.print("written: " + ", ".join(report["written"]))
     return 0
 
 
@@ -73,11 +75,12 @@ def calibration_table(report: dict[str, Any]) -> Any:
         + (f"; thresholds: {policy}" if policy else ""),
         title_justify="left",
         caption="T: temperature; ECE: expected calibration error, 15 equal-mass bins (0: a probability p is right "
-        "p of the time), before → after; Brier: mean squared error of the probabilities"
+        "p of the time), before → after; Brier: mean squared error of the probabilities; log loss: binary "
+        "cross-entropy, what the temperatures minimise"
         + ("; FPR orig.: share of the images with no manipulation flagged" if policy else ""),
         caption_justify="left",
     )
-    columns = ["label", "T", "ECE", "Brier"]
+    columns = ["label", "T", "ECE", "Brier", "log loss"]
     outcome = figures.get("thresholds") if judged == "test" else None
     columns += ["threshold"] if policy else []
     columns += ["FPR orig.", "recall"] if outcome else []
@@ -92,6 +95,7 @@ def calibration_table(report: dict[str, Any]) -> Any:
             f"{temperatures[name]:.2f}" if name in temperatures else "",
             f"{b['ece']:.3f} → {a['ece']:.3f}",
             f"{b['brier']:.3f} → {a['brier']:.3f}",
+            f"{b['nll']:.3f} → {a['nll']:.3f}",
         ]
         if policy:
             cells.append(f"{report['thresholds'][name]:.3f}" if name in report["thresholds"] else "")

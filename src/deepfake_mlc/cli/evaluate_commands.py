@@ -67,7 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="with --perturb: N images of the split, spread evenly (default: all)",
     )
-    evaluate.add_argument("--seed", type=int, default=0, help="with --perturb: seed of the noise (default: 0)")
+    evaluate.add_argument("--seed", type=int, help="with --perturb: seed of the noise (default: 0)")
     evaluate.add_argument(
         "--explain",
         action="store_true",
@@ -101,10 +101,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # every name and severity checked before any work
     policies = tuple(parse_policy(text) for text in args.policies or ())
     perturbations = parse_perturbations(args.perturb or [])
+    if not perturbations and (args.perturb_limit is not None or args.seed is not None):
+        raise ConfigError("--perturb-limit and --seed go with --perturb")
     by_runtime = args.runtime is not None or model_kind(args.checkpoint) != "checkpoint"
     if by_runtime and args.explain:
-        raise ConfigError("--explain needs a checkpoint evaluated by the training loop (leave out --runtime)")
-    console = Console()
+        why = "leave out --runtime" if args.runtime else f"{args.checkpoint} is an exported model"
+        raise ConfigError(f"--explain needs a checkpoint evaluated by the training loop ({why})")
     if by_runtime:
         report, runner, clean = _evaluate_in_runtime(args, policies)
     else:
@@ -114,27 +116,38 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report = evaluate_checkpoint(
             args.checkpoint, args.data, args.split, args.out, args.subset, args.threshold, args.cpu, explain, policies
         )
+        if report is None:  # not the main process of a distributed evaluation: the main one reports
+            return 0
         runner, clean = None, None
+    console = Console()
     _print_report(console, report, Path(args.checkpoint).name, args.split)
-    written = ["evaluation.json", "pr_curves.png", "reliability.png"]
-    if "localisation" in report:
-        written.append("localisation.png")
     if perturbations:
-        report["robustness"] = _robustness(args, perturbations, runner, None if args.perturb_limit else clean, console)
-        written.append("robustness.png")
+        clean = None if args.perturb_limit else clean  # the clean row is scored on the perturbed images
+        report["robustness"] = _robustness(args, perturbations, runner, clean, console)
     if args.out:
-        _write(args.out, report, clean if by_runtime else None, Path(args.checkpoint).name, args.split)
-        console.print(f"written: {', '.join(str(args.out / name) for name in written)}")
+        written = _write(args.out, report, clean if by_runtime else None, Path(args.checkpoint).name, args.split)
+        console.print(f"written: {', '.join(map(str, written))}")
     return 0
 
 
 def _evaluate_in_runtime(args: argparse.Namespace, policies: tuple) -> tuple[dict[str, Any], Any, Any]:
+    """The report of the model in ``--runtime`` (default: the first that runs it here; on the CPU with --cpu)."""
+    from deepfake_mlc.artifacts import model_kind, read_checkpoint_meta
     from deepfake_mlc.bench.evaluation import evaluate_runner
+    from deepfake_mlc.errors import RuntimeUnavailable
     from deepfake_mlc.runtime import available_runtimes, open_runner
 
-    runtime = args.runtime or next(iter(available_runtimes(args.checkpoint)), "ort-cpu")
+    runtime = args.runtime
+    if runtime is None:
+        here = [r for r in available_runtimes(args.checkpoint) if not args.cpu or r in ("pytorch", "ort-cpu")]
+        if not here:
+            raise RuntimeUnavailable(f"no runtime on this machine runs {args.checkpoint} (see --runtime)")
+        runtime = here[0]
     runner = open_runner(args.checkpoint, runtime, device="cpu" if args.cpu else None)
-    report, clean = evaluate_runner(runner, args.data, args.split, args.subset, args.threshold, policies)
+    convention = "asl"
+    if model_kind(args.checkpoint) == "checkpoint":  # the convention it was trained and evaluated with
+        convention = read_checkpoint_meta(args.checkpoint).config.get("train", {}).get("convention", "asl")
+    report, clean = evaluate_runner(runner, args.data, args.split, args.subset, args.threshold, policies, convention)
     return report, runner, clean
 
 
@@ -144,38 +157,47 @@ def _robustness(args: argparse.Namespace, perturbations: list, runner: Any, clea
     from deepfake_mlc.runtime import open_runner
 
     if runner is None:
-        runner, clean = open_runner(args.checkpoint, "pytorch", device="cpu" if args.cpu else None), None
-    result = robustness(runner, args.data, perturbations, args.split, args.perturb_limit, args.subset, args.seed, clean)
+        runner = open_runner(args.checkpoint, "pytorch", device="cpu" if args.cpu else None)
+    seed = args.seed or 0
+    result = robustness(runner, args.data, perturbations, args.split, args.perturb_limit, args.subset, seed, clean)
     console.print(_robustness_table(result))
     return result
 
 
-def _write(out: Path, report: dict[str, Any], clean: Any, name: str, split: str) -> None:
+def _write(out: Path, report: dict[str, Any], clean: Any, name: str, split: str) -> list[Path]:
     """The JSON, and the figures the training loop's evaluation has not drawn (all of them for a runtime's:
-    ``clean`` holds its probabilities and targets)."""
+    ``clean`` holds its probabilities and targets); without matplotlib (the serving image), no figures."""
+    import logging
+
     from deepfake_mlc.artifacts import write_json_atomically
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(out / "evaluation.json", report)
+    written = [write_json_atomically(out / "evaluation.json", report)]
+    if clean is None:  # the training loop's evaluation drew its figures
+        written += [out / "pr_curves.png", out / "reliability.png"]
+        written += [out / "localisation.png"] if "localisation" in report else []
     title = f"{name}: {split}"
-    if clean is not None:
-        from deepfake_mlc.metrics.plots import plot_pr_curves, plot_reliability
-
-        labels = list(report["thresholds"])
-        plot_pr_curves(*clean, labels, out / "pr_curves.png", title=title)
-        plot_reliability({report["runtime"]: clean}, labels, out / "reliability.png", title)
-    if "robustness" in report:
+    try:
         from deepfake_mlc.bench.robustness import plot_robustness
-
+        from deepfake_mlc.metrics.plots import plot_pr_curves, plot_reliability
+    except ImportError as err:
+        logging.getLogger(__name__).warning("figures not drawn: %s", err)
+        return written
+    if clean is not None:
+        labels = list(report["thresholds"])
+        written.append(plot_pr_curves(*clean, labels, out / "pr_curves.png", title=title))
+        written.append(plot_reliability({report["runtime"]: clean}, labels, out / "reliability.png", title))
+    if "robustness" in report:
         result = report["robustness"]
         title += f" split, {result['images']} images, {result['runtime']} {result['precision']}"
-        plot_robustness(result, out / "robustness.png", title)
+        written.append(plot_robustness(result, out / "robustness.png", title))
+    return written
 
 
 def _print_report(console: Console, report: dict[str, Any], name: str, split: str) -> None:
     from rich.table import Table
 
-    from deepfake_mlc.engine.progress import metric_table
+    from deepfake_mlc.metrics.tables import metric_table
 
     where = f", {report['runtime']} {report['precision']}" if "runtime" in report else ""
     console.print(
@@ -230,11 +252,13 @@ def _policies_table(policies: dict[str, Any], split: str) -> Table:
     """Per policy and label: the threshold fitted on val, and on this split the FPR on originals and recall."""
     from rich.table import Table
 
+    caption = "FPR on originals: share of the images with no manipulation that the label flags"
+    if any(result["unreached"] for result in policies.values()):
+        caption += "; * no threshold reached the policy's precision on val (the most precise one is used)"
     table = Table(
         title=f"threshold policies: fitted on val, judged on {split}",
         title_justify="left",
-        caption="FPR on originals: share of the images with no manipulation that the label flags; "
-        "* no threshold reached the policy's precision on val (the most precise one is used)",
+        caption=caption,
         caption_justify="left",
     )
     for column in ("policy", "label", "threshold", "FPR on originals", "flagged originals", "recall", "precision"):

@@ -65,10 +65,7 @@ def run_explain(args: argparse.Namespace) -> int:
     paths = collect_inputs(args.inputs)
     model, _, meta = load_checkpoint(args.model)
     labels = meta.label_names
-    if args.threshold is not None:
-        thresholds = (args.threshold,) * len(labels)
-    else:
-        thresholds = meta.thresholds if meta.thresholds is not None else (meta.threshold,) * len(labels)
+    thresholds = (args.threshold,) * len(labels) if args.threshold is not None else meta.decision_thresholds()
     face_crop, note = face_crop_for(meta.preprocessing.face_crop, args.faces)
     if note:
         console.print(note)

@@ -135,6 +135,14 @@ def parse_perturbations(specs: Sequence[str]) -> list[Perturbation]:
     return out
 
 
-def perturbation_seed(path: str, perturbation: Perturbation, seed: int = 0) -> np.random.Generator:
-    """The generator of ``perturbation`` on the image at ``path``: the same noise on every run, machine and order."""
-    return np.random.default_rng([seed, zlib.crc32(path.encode()), zlib.crc32(str(perturbation).encode())])
+def perturbation_seed(key: str, perturbation: Perturbation, seed: int = 0) -> np.random.Generator:
+    """The generator of ``perturbation`` on the image named ``key``: the same noise on every run and in any order.
+
+    ``key`` should not depend on where the data are mounted: :func:`pixels_key` names an image by its pixels.
+    """
+    return np.random.default_rng([seed, zlib.crc32(key.encode()), zlib.crc32(str(perturbation).encode())])
+
+
+def pixels_key(image: Image.Image) -> str:
+    """A name of an image from its pixels (CRC-32): the same on every machine, wherever the file lies."""
+    return f"{image.width}x{image.height}:{zlib.crc32(image.tobytes()):08x}"

@@ -49,6 +49,13 @@ def available_splits(cfg: DataConfig) -> tuple[Split, ...]:
     return tuple(split for split in SPLITS if getattr(cfg.manifests, split) is not None)
 
 
+def require_split(data: DataConfig, split: Split, why: str) -> None:
+    """A one-line DatasetError naming the splits there are when ``split`` is not one of them."""
+    present = available_splits(data)
+    if split not in present:
+        raise DatasetError(f"the data has no {split} split (it has: {', '.join(present) or 'none'}): {why}")
+
+
 def split_manifest(cfg: DataConfig, split: Split) -> Path:
     """The manifest of ``split`` in a manifest config; a DatasetError when that split has none."""
     assert cfg.manifests is not None  # enforced by DataConfig

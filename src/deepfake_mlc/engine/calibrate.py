@@ -10,16 +10,21 @@ false-positive rate on originals and the recall the thresholds cost.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from accelerate import Accelerator
 
-from deepfake_mlc.artifacts import Calibration, read_checkpoint, resolve_checkpoint, write_checkpoint
-from deepfake_mlc.data.sources import available_splits, trained_on
-from deepfake_mlc.engine.evaluate_checkpoint import model_data, require_split, split_logits
+from deepfake_mlc.artifacts import (
+    Calibration,
+    read_checkpoint,
+    resolve_checkpoint,
+    write_checkpoint,
+    write_json_atomically,
+)
+from deepfake_mlc.data.sources import available_splits, require_split, trained_on
+from deepfake_mlc.engine.evaluate_checkpoint import model_data, split_logits
 from deepfake_mlc.metrics.calibration import apply_temperatures, calibration_report, fit_temperatures
 from deepfake_mlc.metrics.plots import plot_reliability
 from deepfake_mlc.metrics.thresholds import ThresholdPolicy, fit_thresholds, parse_policy, policy_outcome
@@ -36,11 +41,12 @@ def calibrate_checkpoint(
     subset: str | None = None,
     out_dir: Path | None = None,
     cpu: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Fit, store in the checkpoint and report; ``policy`` None refits the checkpoint's own policy, if any.
 
     Writes ``calibration.json`` and ``reliability.png`` to ``out_dir`` (default: the run folder's
-    ``calibration/``); returns the report.
+    ``calibration/``, or ``NAME-calibration/`` beside a checkpoint outside a run folder); returns the report
+    on the main process, None on the others.
     """
     checkpoint = resolve_checkpoint(checkpoint)
     accelerator = Accelerator(cpu=cpu)
@@ -95,16 +101,19 @@ def calibrate_checkpoint(
             f"{JUDGE_SPLIT}, uncalibrated": (test_raw, test_targets),
             f"{JUDGE_SPLIT}, calibrated": (test_calibrated, test_targets),
         }
-    if accelerator.is_main_process:
-        update: dict[str, Any] = {"calibration": calibration}
-        if fitted is not None:
-            update |= {"thresholds": tuple(map(float, fitted.thresholds)), "threshold_policy": str(policy)}
-        state = read_checkpoint(checkpoint)[0]
-        write_checkpoint(checkpoint.with_suffix(""), state, meta.model_copy(update=update))
-        out_dir = out_dir or checkpoint.parent.parent / "calibration"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "calibration.json").write_text(json.dumps(report, indent=2))
-        split = JUDGE_SPLIT if JUDGE_SPLIT in report else FIT_SPLIT
-        plot_reliability(curves, labels, out_dir / "reliability.png", f"{checkpoint.name}: {split} split")
-        report["written"] = [str(checkpoint), str(out_dir / "calibration.json"), str(out_dir / "reliability.png")]
-    return report
+    if not accelerator.is_main_process:
+        return None
+    stem = checkpoint.with_name(checkpoint.name.removesuffix(".safetensors"))
+    in_run = checkpoint.parent.name == "checkpoints"
+    out_dir = out_dir or (
+        checkpoint.parent.parent / "calibration" if in_run else stem.with_name(f"{stem.name}-calibration")
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the checkpoint is touched
+    update: dict[str, Any] = {"calibration": calibration}
+    if fitted is not None:
+        update |= {"thresholds": tuple(map(float, fitted.thresholds)), "threshold_policy": str(policy)}
+    write_checkpoint(stem, read_checkpoint(checkpoint)[0], meta.model_copy(update=update))
+    write_json_atomically(out_dir / "calibration.json", report)
+    split = JUDGE_SPLIT if JUDGE_SPLIT in report else FIT_SPLIT
+    plot_reliability(curves, labels, out_dir / "reliability.png", f"{checkpoint}: {split} split")
+    return {**report, "written": [str(checkpoint), str(out_dir / "calibration.json"), str(out_dir / "reliability.png")]}

@@ -33,9 +33,7 @@ def predict_logits(model: nn.Module, loader: DataLoader, accelerator: Any) -> tu
     return results.state()
 
 
-def predict(
-    model: nn.Module, loader: DataLoader, accelerator: Any, temperatures: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities (calibrated by ``temperatures`` when given) and targets of the whole loader."""
+def predict(model: nn.Module, loader: DataLoader, accelerator: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sigmoid probabilities (uncalibrated: the training's validation) and targets of the whole loader."""
     logits, targets = predict_logits(model, loader, accelerator)
-    return probabilities(logits, temperatures), targets
+    return probabilities(logits, None), targets

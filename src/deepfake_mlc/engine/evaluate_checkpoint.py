@@ -23,7 +23,7 @@ from deepfake_mlc.config.schema import DataConfig, Split
 from deepfake_mlc.data import build_dataset, build_loader
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import evenly_spaced, open_sample
-from deepfake_mlc.data.sources import available_splits, data_for, read_split
+from deepfake_mlc.data.sources import data_for, read_split, require_split
 from deepfake_mlc.engine.evaluate import predict_logits
 from deepfake_mlc.errors import DatasetError
 from deepfake_mlc.metrics.calibration import calibration_report
@@ -52,13 +52,6 @@ def model_data(source: Path, meta: CheckpointMeta, trained: DataConfig, subset: 
     if data.format == "manifest" and data.labels is None:
         data = data.model_copy(update={"labels": list(meta.label_names)})
     return data
-
-
-def require_split(data: DataConfig, split: Split, why: str) -> None:
-    """A one-line DatasetError naming the splits there are when ``split`` is not one of them."""
-    present = available_splits(data)
-    if split not in present:
-        raise DatasetError(f"the data has no {split} split (it has: {', '.join(present) or 'none'}): {why}")
 
 
 def split_logits(

@@ -8,25 +8,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from deepfake_mlc.metrics import METRIC_NAMES
-
-
-def metric_table(
-    rows: Mapping[str, Mapping[str, Any]], title: str = "", params: Mapping[str, int] | None = None
-) -> Table:
-    """The paper's table layout: one row per model/run, mAP, CP, CR, CF1, OP, OR, OF1 and # params."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("")
-    if params:
-        table.add_column("# Params (M)", justify="right")
-    for name in METRIC_NAMES:
-        table.add_column(name, justify="right")
-    for name, metrics in rows.items():
-        cells = [f"{metrics[m]:.1f}" if metrics.get(m) is not None else "" for m in METRIC_NAMES]
-        table.add_row(name, *([f"{params[name] / 1e6:.1f}"] if params else []), *cells)
-    return table
+from deepfake_mlc.metrics.tables import metric_table
 
 
 class TrainingDisplay:

@@ -3,8 +3,8 @@
 A probability of 0.8 should come true 8 times in 10; a network trained to separate labels rarely
 manages that (it is usually overconfident). The expected calibration error (ECE) and the Brier score
 measure the gap; one temperature per label, fitted on validation data, divides the logits before the
-sigmoid and narrows it without changing any label's ranking (so AP is untouched). Values are
-fractions in [0, 1], not percent.
+sigmoid and narrows it without changing any label's ranking (so AP is untouched, but for float32 rounding
+of probabilities within 1e-7 of 0 or 1). Values are fractions in [0, 1], not percent.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_mlc.errors import DatasetError
 from deepfake_mlc.metrics.multilabel import _check
 
 ECE_BINS = 15
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 _BISECTION_STEPS = 100
-_PROB_CLIP = 1e-7
 
 
 def _pair(probs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,13 +73,27 @@ def brier_score(probs: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean((p - t) ** 2)) if len(p) else float("nan")
 
 
+def log_loss(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean binary cross-entropy (nats), probabilities clipped to [1e-7, 1 - 1e-7]: what temperature scaling
+    minimises, and a proper score like Brier's, so it does not hinge on a binning as ECE does."""
+    p, t = _pair(probs, targets)
+    if not len(p):
+        return float("nan")
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(t * np.log(p) + (1 - t) * np.log1p(-p)))
+
+
+def _scores(p: np.ndarray, t: np.ndarray, bins: int) -> dict[str, float]:
+    return {"ece": expected_calibration_error(p, t, bins), "brier": brier_score(p, t), "nll": log_loss(p, t)}
+
+
 def calibration_report(
     probs: np.ndarray, targets: np.ndarray, label_names: Sequence[str], bins: int = ECE_BINS
 ) -> dict[str, Any]:
-    """ECE and Brier score of ``probs`` [n, C], pooled over all (image, label) pairs and per label.
+    """ECE, Brier score and log loss of ``probs`` [n, C], pooled over all (image, label) pairs and per label.
 
-    Plain Python values, ready for JSON: ``{"binning", "bins", "ece", "brier", "per_label": {name: {"ece",
-    "brier"}}}``.
+    Plain Python values, ready for JSON: ``{"binning", "bins", "ece", "brier", "nll", "per_label": {name:
+    {"ece", "brier", "nll"}}}``.
     """
     p, t = np.asarray(probs, dtype=np.float64), np.asarray(targets, dtype=np.float64)
     _check(p, t)
@@ -88,12 +102,8 @@ def calibration_report(
     return {
         "binning": "equal-mass",
         "bins": bins,
-        "ece": expected_calibration_error(p.ravel(), t.ravel(), bins),
-        "brier": brier_score(p.ravel(), t.ravel()),
-        "per_label": {
-            name: {"ece": expected_calibration_error(p[:, k], t[:, k], bins), "brier": brier_score(p[:, k], t[:, k])}
-            for k, name in enumerate(label_names)
-        },
+        **_scores(p.ravel(), t.ravel(), bins),
+        "per_label": {name: _scores(p[:, k], t[:, k], bins) for k, name in enumerate(label_names)},
     }
 
 
@@ -105,13 +115,14 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The temperature ``T`` whose ``sigmoid(logits / T)`` has the lowest binary cross-entropy on ``targets``.
 
     The cross-entropy is convex in ``a = 1 / T`` and its derivative ``mean(z · (sigmoid(a·z) - y))`` rises
-    with ``a``, so bisection on ``log a`` finds the root without step sizes to tune. The result is
-    clamped to [0.01, 100]: beyond, the data are separable (T → 0) or carry no signal (T → ∞). A label
-    whose targets are all equal, or whose logits are all 0, says nothing about the scale: 1.0.
+    with ``a``, so bisection on ``log a`` finds the root without step sizes to tune. A label whose optimum
+    lies outside [0.01, 100] gets 1.0, like one whose targets are all equal or whose logits are all 0: its
+    data say nothing usable about the scale (separable data send T to 0, which would round every float32
+    probability to 0 or 1 and erase the ranking on new images; data against the logits send it to infinity).
     """
     z, y = _pair(logits, targets)
     if not np.isfinite(z).all():
-        raise ValueError("logits must be finite")
+        raise DatasetError("the model's logits are not all finite (NaN or infinity): it cannot be calibrated")
     if len(y) == 0 or y.min() == y.max() or not z.any():
         return 1.0
 
@@ -119,10 +130,8 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
         return float(np.mean(z * (_sigmoid(np.exp(log_a) * z) - y)))
 
     low, high = np.log(1 / MAX_TEMPERATURE), np.log(1 / MIN_TEMPERATURE)
-    if slope(low) >= 0:
-        return MAX_TEMPERATURE
-    if slope(high) <= 0:
-        return MIN_TEMPERATURE
+    if slope(low) >= 0 or slope(high) <= 0:
+        return 1.0
     for _ in range(_BISECTION_STEPS):
         middle = (low + high) / 2
         if slope(middle) < 0:
@@ -147,13 +156,3 @@ def apply_temperatures(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarr
     if not (temps > 0).all():
         raise ValueError("temperatures must be positive")
     return _sigmoid(z / temps).astype(np.float32)
-
-
-def logits_of(probs: np.ndarray) -> np.ndarray:
-    """The logits whose sigmoid is ``probs``, for models that output probabilities only (float64).
-
-    Probabilities are clipped to [1e-7, 1 - 1e-7] first, so the tails are lost (a float32 sigmoid
-    already rounds every logit above about 17 to 1.0): fit temperatures on real logits when there are some.
-    """
-    p = np.clip(np.asarray(probs, dtype=np.float64), _PROB_CLIP, 1 - _PROB_CLIP)
-    return np.log(p) - np.log1p(-p)

@@ -30,8 +30,7 @@ def evaluation_report(
         "images": len(probs),
         "thresholds": dict(zip(label_names, map(float, thresholds), strict=True)),
         "metrics": summarize(probs, targets, label_names, thresholds, convention),
-        # an image is called fake when any label fires at its own threshold: a max over labels of p - t
-        "detection": detection_metrics(probs - thresholds, targets, 0.0),
+        "detection": detection_metrics(probs, targets, thresholds),
         "confusion": {
             name: dict(zip(("TP", "FP", "FN", "TN"), map(int, row), strict=True))
             for name, row in zip(label_names, confusion_counts(probs, targets, thresholds), strict=True)

@@ -156,12 +156,13 @@ def binary_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def detection_metrics(
-    probs: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor, threshold: float = 0.5
+    probs: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor, threshold: float | np.ndarray = 0.5
 ) -> dict[str, float]:
     """Beyond the paper: exact label-set accuracy, and the binary real-vs-fake view of the same outputs.
 
-    An image is called fake when any label fires (``prob > threshold``); its fake score is its highest
-    label probability. Values in percent, so they compare with binary deepfake detectors.
+    An image is called fake when any label fires (``prob > threshold``, one threshold or one per label); its
+    fake score, for the AUC, is its highest label probability. Values in percent, so they compare with binary
+    deepfake detectors.
     """
     p, t = _as_numpy(probs), _as_numpy(targets)
     _check(p, t)

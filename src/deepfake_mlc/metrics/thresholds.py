@@ -66,7 +66,7 @@ class ThresholdPolicy:
             raise ConfigError(f"threshold policy '{self}': X must lie strictly between 0 and 1 (one of {POLICY_HELP})")
 
     def __str__(self) -> str:
-        return self.kind if self.target is None else f"{self.kind}:{self.target:g}"
+        return self.kind if self.target is None else f"{self.kind}:{self.target!r}"  # repr: every digit fitted
 
 
 def parse_policy(text: str) -> ThresholdPolicy:

@@ -19,7 +19,7 @@ from rich.progress import track
 
 from deepfake_mlc.artifacts import ModelInfo
 from deepfake_mlc.config.schema import DataConfig, Split
-from deepfake_mlc.data.degrade import Perturbation, perturbation_seed
+from deepfake_mlc.data.degrade import Perturbation, perturbation_seed, pixels_key
 from deepfake_mlc.data.labels import SUBSET_LABELS
 from deepfake_mlc.data.preprocess import Preprocessing
 from deepfake_mlc.data.reading import OnCorrupt, evenly_spaced, open_rgb, open_sample
@@ -50,7 +50,7 @@ def _load(
 ) -> np.ndarray | None:
     image = open_sample(path, on_corrupt)
     if image is not None and perturbation is not None:
-        image = perturbation(image, perturbation_seed(path, perturbation, seed))
+        image = perturbation(image, perturbation_seed(pixels_key(image), perturbation, seed))
     return None if image is None else preprocessing(image)
 
 
@@ -69,7 +69,8 @@ def eval_batches(
     that many images spread evenly over the split (splits are often sorted by label). Unreadable images
     stop the run, or are skipped where the data config says ``on_corrupt: skip``. ``perturbation`` alters
     each decoded image before the model's preprocessing, as sharing would have; its randomness (noise) is a
-    function of the image's path, the perturbation and ``seed``, so every run sees the same images.
+    function of the image's pixels, the perturbation and ``seed``, so every run on every machine sees the same
+    images.
     """
     data = data_for(Path(source), preprocessing_config(info, subset), subset)
     samples, label_names = read_split(data, split)
