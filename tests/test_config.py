@@ -52,6 +52,19 @@ def test_dotted_overrides_parse_values() -> None:
         ("data.on_corrupt=ignore", "'data.on_corrupt': Input should be 'error' or 'skip'"),
         ("data.format=manifest", "data.manifests.train is required when data.format is 'manifest'"),
         ("optim.lr=3e-4", "unknown config key 'optim'"),
+        ("data.augment.jpeg.quality=[95, 30]", "bad value for 'data.augment.jpeg.quality': [95, 30] is not a range"),
+        ("data.augment.jpeg.quality=[0, 30]", "'data.augment.jpeg.quality': [0, 30] is not a range [a, b] with 1 <="),
+        ("data.augment.jpeg.quality=[40.5, 90]", "bad value for 'data.augment.jpeg.quality.0'"),
+        ("data.augment.jpeg.p=1.5", "bad value for 'data.augment.jpeg.p': Input should be less than or equal to 1"),
+        (
+            "data.augment.downscale.scale=[0, 1]",
+            "'data.augment.downscale.scale': [0, 1] is not a range [a, b] with 0 <",
+        ),
+        ("data.augment.downscale.scale=[0.5, 1.5]", "bad value for 'data.augment.downscale.scale'"),
+        ("data.augment.blur.sigma=[1, 11]", "'data.augment.blur.sigma': [1, 11] is not a range [a, b] with 0 < a"),
+        ("data.augment.noise.std=[0.01, 2]", "bad value for 'data.augment.noise.std': [0.01, 2] is not a range"),
+        ("data.augment.noise.std=0.1", "bad value for 'data.augment.noise.std': Input should be a valid tuple"),
+        ("data.augment.noise.sigma=[1, 2]", "unknown config key 'data.augment.noise.sigma'; allowed keys here: p, std"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(override: str, message: str) -> None:
