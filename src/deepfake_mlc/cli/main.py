@@ -25,6 +25,7 @@ from deepfake_mlc.cli import (
     model_commands,
     predict_commands,
     report_commands,
+    serve_commands,
     train_commands,
     tune_commands,
 )
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_commands.register(commands)
     explain_commands.register(commands)
     bench_commands.register(commands)
+    serve_commands.register(commands)
     return parser
 
 

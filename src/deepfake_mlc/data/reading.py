@@ -9,7 +9,7 @@ import csv
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -53,26 +53,29 @@ def existing_file(base: Path, relative: str, where: str) -> str:
     return str(path)
 
 
-def open_rgb(path: str | Path) -> Image.Image:
+def open_rgb(path: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
     """Decode an image fully (``convert`` forces the read, so truncated files fail here, not later), upright.
+
+    ``path`` is a file, or an open binary stream (a served request's bytes) that errors call ``name``.
 
     An image of more than PIL's ``MAX_IMAGE_PIXELS`` (about 89 megapixels) is refused from its header,
     before decoding: a small file can claim a size that would fill the memory (a decompression bomb). A
     photo's EXIF orientation is applied (phones store portraits sideways and say so), and 16-bit or float
     grey levels are scaled to 8 bits instead of being clipped to white.
     """
+    where = name or path
     try:
         with Image.open(path) as img:
             if img.width * img.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
-                raise _too_large(path, f"{img.width}×{img.height}")
+                raise _too_large(where, f"{img.width}×{img.height}")
             upright = ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION, 1) != 1 else img
             return _to_8_bit(upright).convert("RGB")
     except FileNotFoundError:
         raise
     except Image.DecompressionBombError as err:  # PIL's own refusal, from twice the limit on
-        raise _too_large(path, str(err).split(" exceeds")[0]) from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise CorruptImageError(f"cannot read image {path}: {err}") from None
+        raise _too_large(where, str(err).split(" exceeds")[0]) from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:  # PIL names a stream by its repr: say ``name``
+        raise CorruptImageError(f"cannot read image {where}: {str(err).replace(str(path), str(where))}") from None
 
 
 def _to_8_bit(img: Image.Image) -> Image.Image:
@@ -86,7 +89,7 @@ def _to_8_bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(pixels / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
-def _too_large(path: str | Path, size: str) -> CorruptImageError:
+def _too_large(path: object, size: str) -> CorruptImageError:
     limit = (Image.MAX_IMAGE_PIXELS or 0) / 1e6
     return CorruptImageError(
         f"cannot read image {path}: refused, {size} is more than {limit:.0f} megapixels "
