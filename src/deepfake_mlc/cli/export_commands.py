@@ -1,4 +1,5 @@
-"""``deepfake-mlc export``: a checkpoint as ONNX, ONNX INT8 or a TensorRT engine, proven against PyTorch."""
+"""``deepfake-mlc export``: a checkpoint as ONNX, ONNX INT8, a TensorRT engine or a Triton model repository of one,
+proven against PyTorch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
 from deepfake_mlc.metrics.parity import MAX_MAP_DROP, Tolerances
 from deepfake_mlc.metrics.thresholds import POLICY_HELP
+from deepfake_mlc.serving.repository import BACKENDS, MAX_BATCH_SIZE, MODEL_NAME, QUEUE_DELAY_US
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -21,23 +23,29 @@ if TYPE_CHECKING:
 def register(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export",
-        help="export a checkpoint to ONNX, ONNX INT8 or a TensorRT engine, checked against PyTorch",
+        help="export a checkpoint to ONNX, ONNX INT8, a TensorRT engine or a Triton model repository, checked "
+        "against PyTorch",
         description="Export, then run the exported model on real test images and compare it with PyTorch: "
         "exit status 2 when it fails the quality gate, the one serve-bench and predict --check apply "
-        "(max |Δp| for float precisions, the mAP drop for int8).",
+        "(max |Δp| for float precisions, the mAP drop for int8). --format triton writes a model repository for "
+        "NVIDIA Triton Inference Server (REPO/NAME/config.pbtxt, labels.txt, 1/model.onnx or 1/model.plan) with "
+        "the file --format onnx, onnx-int8 or tensorrt writes, checked the same way.",
     )
     export.add_argument("checkpoint", type=Path, help="run folder or .safetensors checkpoint")
-    export.add_argument("--format", choices=list(PRECISIONS), default="onnx")
+    export.add_argument("--format", choices=[*PRECISIONS, "triton"], default="onnx")
     export.add_argument(
         "--precision",
         choices=list(dict.fromkeys(p for precisions in PRECISIONS.values() for p in precisions)),
-        help="; ".join(f"{f}: {', '.join(p)}" for f, p in PRECISIONS.items()) + " (the first is the default)",
+        help="; ".join(f"{f}: {', '.join(p)}" for f, p in PRECISIONS.items())
+        + " (the first is the default); triton: those of its backend's format (onnxruntime: fp32, fp16, int8 "
+        "= onnx-int8; tensorrt: fp16, fp32, int8)",
     )
     export.add_argument(
         "--out",
         type=Path,
-        metavar="FILE",
-        help=f"output file (default: beside the checkpoint, e.g. {export_name(Path('best'), 'onnx', 'fp32')})",
+        metavar="PATH",
+        help=f"output file (default: beside the checkpoint, e.g. {export_name(Path('best'), 'onnx', 'fp32')}); "
+        "triton: the model repository folder (default: triton/ in the checkpoint's run folder)",
     )
     export.add_argument(
         "--data",
@@ -73,15 +81,55 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="onnx: add the class activation maps (W · features, per label) as a second output, checked against "
         "PyTorch's; predict --explain draws them without torch",
     )
+    triton = export.add_argument_group("--format triton")
+    triton.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="Triton's backend: onnxruntime (an ONNX model, the default) or tensorrt (an engine)",
+    )
+    triton.add_argument("--name", help=f"the model's name in the repository ({MODEL_NAME})")
+    triton.add_argument(
+        "--max-batch",
+        type=positive(),
+        metavar="N",
+        help=f"largest batch Triton's dynamic batcher forms ({MAX_BATCH_SIZE})",
+    )
+    triton.add_argument(
+        "--queue-delay-us",
+        type=positive(zero_allowed=True),
+        metavar="US",
+        help=f"how long a request may wait for others to batch with ({QUEUE_DELAY_US} µs)",
+    )
+    triton.add_argument(
+        "--instance",
+        choices=("cpu", "gpu"),
+        help="where Triton runs the model (default: gpu for tensorrt, cpu for onnxruntime)",
+    )
+    triton.add_argument(
+        "--overwrite", action="store_true", default=None, help="replace the model if the repository has it"
+    )
     export.set_defaults(func=run_export_command)
+
+
+TRITON_OPTIONS = {
+    "backend": "--backend",
+    "name": "--name",
+    "max_batch": "--max-batch",
+    "queue_delay_us": "--queue-delay-us",
+    "instance": "--instance",
+    "overwrite": "--overwrite",
+}
 
 
 def run_export_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from deepfake_mlc.errors import QualityGateError
+    from deepfake_mlc.errors import ExportError, QualityGateError
     from deepfake_mlc.export.pipeline import ExportRequest, run_export
 
+    stray = [option for key, option in TRITON_OPTIONS.items() if getattr(args, key) is not None]
+    if stray and args.format != "triton":
+        raise ExportError(f"{', '.join(stray)}: only with --format triton")
     options = {
         "format": args.format,
         "precision": args.precision,
@@ -96,6 +144,12 @@ def run_export_command(args: argparse.Namespace) -> int:
         "register": args.register,
         "thresholds": args.thresholds,
         "with_cam": args.with_cam,
+        "backend": args.backend,
+        "model_name": args.name,
+        "max_batch": args.max_batch,
+        "queue_delay_us": args.queue_delay_us,
+        "instance": args.instance,
+        "overwrite": args.overwrite,
     }
     # options left out keep ExportRequest's defaults, the one place they are set
     request = ExportRequest(args.checkpoint, **{key: value for key, value in options.items() if value is not None})
@@ -122,6 +176,11 @@ def _export_table(result: ExportResult) -> Table:
     parity = result.parity
     rows = {
         "file": "\n".join(map(str, result.files)),  # the model first, then what travels with it
+        **(
+            {}
+            if result.repository is None
+            else {"Triton model": f"{result.repository.name} in the repository {result.repository.parent}"}
+        ),
         "size": f"{result.path.stat().st_size / 1e6:.1f} MB",
         "precision": result.precision,
         "parity": parity.where,
