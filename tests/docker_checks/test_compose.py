@@ -14,19 +14,29 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from docker.utils import parse_repository_tag
 from docker.utils.build import PatternMatcher
 from sqlalchemy.engine import make_url
 
 from docker_checks import CODE_ENV, DOCKER, DOCKERFILES, ENV_EXAMPLE, REPO, SECRETS, compose, postgres_init
 from docker_checks.cli_models import parse
-from docker_checks.commands import cli_parser
+from docker_checks.commands import Checker, cli_parser
 from docker_checks.dockerfiles import image, words
 
 SENTINEL = "sentinel-81f3"  # a value no default and no other variable has
+TRAINING_STACK = {"postgres", "mlflow", "tune-init", "tune-worker"}  # what `docker compose up` starts
 
 
 def depends_on(service: dict) -> dict[str, str]:
     return {name: dependency["condition"] for name, dependency in service.get("depends_on", {}).items()}
+
+
+def seconds(duration: str) -> float:
+    """A Go duration as ``docker compose config`` prints it (``45s``, ``1m30s``) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
 
 
 def mlflow_server_port(service: dict) -> int:
@@ -52,9 +62,10 @@ def test_compose_matches_the_compose_spec_schema():
     assert list(validator.iter_errors(broken))
 
 
-def test_compose_config_resolves_with_the_example_env():
+@pytest.mark.parametrize("profiles", [(), compose.ALL_PROFILES], ids=["default", "every-profile"])
+def test_compose_config_resolves_with_the_example_env(profiles):
     """No error and no warning: every variable without a default has a value in docker/.env.example."""
-    result = compose.run(ENV_EXAMPLE, "config", "--quiet")
+    result = compose.run(ENV_EXAMPLE, *profiles, "config", "--quiet")
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
@@ -85,6 +96,37 @@ def test_compose_services_health_and_order():
     mounts = {volume["target"]: volume for volume in worker["volumes"]}
     assert mounts.get("/data", {}).get("read_only"), "the data set must be mounted read-only at /data"
     assert "/runs" in mounts, "outputs go to /runs"
+
+
+def test_triton_serves_an_exported_repository_with_its_profile_only():
+    """``--profile serve up -d triton``: Triton (a pinned image) on the repository export wrote, mounted
+    read-only at /models; ready only with the model loaded; drains before Docker kills it; on a GPU."""
+    services = compose.services()
+    triton = services["triton"]
+    assert triton["profiles"] == ["serve"]
+    default = compose.run(ENV_EXAMPLE, "config", "--services")
+    assert default.returncode == 0 and set(default.stdout.split()) == TRAINING_STACK, "`up` would start Triton"
+    repository, tag = parse_repository_tag(triton["image"])
+    assert repository == "nvcr.io/nvidia/tritonserver" and tag not in (None, "latest"), triton["image"]
+    mounts = {volume["target"]: volume for volume in triton["volumes"]}
+    assert mounts.get("/models", {}).get("read_only"), "the repository must be mounted read-only at /models"
+    written = [v for v in compose.raw()["services"]["triton"]["volumes"] if isinstance(v, dict)]
+    assert [v.get("bind", {}).get("create_host_path") for v in written if v["target"] == "/models"] == [False]
+    # Triton's three ports, published on the host; the health check asks the HTTP one for readiness
+    assert {port["target"] for port in triton["ports"]} == {8000, 8001, 8002}
+    probe = triton["healthcheck"]["test"]
+    urls = [urlsplit(url) for url in re.findall(r"https?://[^\s'\"]+", " ".join(probe))]
+    assert probe[:2] == ["CMD", "curl"] and [(u.port, u.path) for u in urls] == [(8000, "/v2/health/ready")], probe
+    devices = triton["deploy"]["resources"]["reservations"]["devices"]
+    assert [(d["driver"], d["capabilities"]) for d in devices] == [("nvidia", ["gpu"])]
+    assert triton.get("shm_size") and triton.get("restart")
+    # the command, through Triton's own parser (skipped where nvidia-pytriton's binary is not installed)
+    checker = Checker(services=services)
+    assert triton.get("entrypoint") is None and checker.check(triton["command"], "compose.yaml:triton")
+    settings = checker.parsed("tritonserver")[-1]
+    assert settings["model_repository_path[0]"] == "/models"
+    assert settings["strict_readiness"] == "1", "/v2/health/ready must wait for the model"
+    assert int(settings["exit_timeout"]) < seconds(triton["stop_grace_period"]), "Docker kills it while it drains"
 
 
 def test_compose_wires_the_tracking_uri_and_study_storage():
