@@ -122,7 +122,8 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-    print(f"{args.requests} requests at concurrency {args.concurrency} in {seconds:.1f} s, one in {args.bad_every} bad:")
+    every = f"one in {args.bad_every} bad"
+    print(f"{args.requests} requests at concurrency {args.concurrency} in {seconds:.1f} s, {every}:")
     for outcome, count in sorted(counts.items()):
         print(f"  {outcome}: {count}")
     print(f"server ready after: {ready}")

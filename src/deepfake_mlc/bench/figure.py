@@ -12,6 +12,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from deepfake_mlc.bench.load import SERVER
 from deepfake_mlc.metrics.plots import save_figure
 
 
@@ -24,7 +25,7 @@ class PlainLogFormatter(LogFormatter):
 
 def plot(result: Mapping[str, Any], path: Path) -> Path:
     """Median latency and throughput against batch size, one line per runtime, side by side."""
-    ran = [row for row in result["rows"] if row["status"] == "ok"]
+    ran = [row for row in result["rows"] if row["status"] == "ok" and row["runtime"] != SERVER]  # by batch size
     sizes = result["settings"]["batch_sizes"]
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     latency_ax, throughput_ax = fig.subplots(1, 2)

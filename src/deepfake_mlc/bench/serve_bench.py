@@ -2,13 +2,14 @@
 
 Modelled on Ultralytics' ``benchmark`` mode: a runtime that cannot run here is a row marked skipped with
 the reason, not an error. Trials are interleaved across runtimes (runtime A, B, C, then A, B, C again)
-so that a background process slowing the machine for a while hits every runtime alike.
+so that a background process slowing the machine for a while hits every runtime alike. With a server
+(``--server``), the model it serves gets rows too, by concurrency, in the same table (:mod:`.load`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from deepfake_mlc.bench.accuracy import accuracy_columns
 from deepfake_mlc.bench.artifacts import TARGETS, Artifacts
+from deepfake_mlc.bench.load import IMAGES, LoadSettings, image_files, load_server, open_server
 from deepfake_mlc.bench.machine import load_average, machine_info
 from deepfake_mlc.bench.timing import LatencyStats, TimingPlan, speed_summary, time_trial
 from deepfake_mlc.export import CALIBRATION_IMAGES
@@ -39,6 +41,7 @@ class BenchSettings:
     calibration_images: int = CALIBRATION_IMAGES
     tolerances: Tolerances = field(default_factory=Tolerances)
     export: bool = True
+    server: LoadSettings | None = None  # a served model to load as well
 
 
 @dataclass
@@ -121,11 +124,12 @@ def measure(
     info: ModelInfo,
     settings: BenchSettings,
     show_progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], np.ndarray | None]:
     """One result row per candidate: accuracy and parity with the reference (the PyTorch row), then timings.
 
     Parity is judged by the quality gate (``settings.tolerances``), each runtime against the reference's
-    arithmetic as well as its own (a TF32 reference cannot vouch for fp32 to fp32's bound).
+    arithmetic as well as its own (a TF32 reference cannot vouch for fp32 to fp32's bound). The reference's
+    probabilities come back with the rows (``None`` when nothing ran): a served model is judged against them too.
     """
     skipped = [
         {"name": c.name, "runtime": c.runtime, "status": "failed" if c.failed else "skipped", "reason": c.reason}
@@ -133,7 +137,7 @@ def measure(
     ]
     running = [c for c in candidates if c.runner is not None]
     if not running:
-        return skipped
+        return skipped, None
     probs, speeds = _run_all(running, images, settings, show_progress)
     reference = next((c for c in running if c.runtime == "pytorch"), running[0])
     threshold = np.asarray(info.decision_thresholds())
@@ -167,24 +171,38 @@ def measure(
             "details": c.runner.details(),
         }
         rows.append(row)
-    return rows
+    return rows, probs[reference.name]
 
 
 def serve_bench(model: Path, data: Path, out: Path, settings: BenchSettings, show_progress: bool = True) -> dict:
     """Benchmark ``model`` on ``data`` in every requested runtime; the whole result, as written to JSON.
 
-    A data set whose labels are not the model's stops with ``DatasetError`` before anything is timed.
+    A data set whose labels are not the model's stops with ``DatasetError`` before anything is timed, and
+    so does a server (``settings.server``) that does not answer or serves a model of another shape.
     """
     from deepfake_mlc.runtime import eval_arrays, read_model_info
 
     load_before = load_average()
     info = read_model_info(model)
     images, targets = eval_arrays(data, info, settings.split, limit=settings.limit_images, subset=settings.subset)
-    candidates = open_candidates(model, data, out, info, settings)
-    rows = measure(candidates, images, targets, info, settings, show_progress)
-    reference = next((r for r in rows if r.get("reference")), None)
+    served: dict[str, Any] | None = None
+    with open_server(settings.server, info) if settings.server else nullcontext() as server:
+        candidates = open_candidates(model, data, out, info, settings)
+        rows, reference_probs = measure(candidates, images, targets, info, settings, show_progress)
+        reference = next((r for r in rows if r.get("reference")), None)
+        del candidates  # the runtimes' memory and threads, free before a server on this machine is loaded
+        if server is not None:
+            files = []  # what image-file requests send, if the served model takes them
+            if IMAGES in server.kinds:
+                files = image_files(data, info, settings.split, settings.limit_images, settings.subset)
+            with _progress(show_progress, 1 + len(server.kinds) * len(server.settings.concurrency)) as step:
+                served, served_rows = load_server(
+                    server, images, files, reference_probs, reference, targets, info, settings.tolerances, step
+                )
+            rows += served_rows
     failures = [f for r in rows for f in r.get("failures", [])]
     failures += [f"{r['name']}: {r['reason']}" for r in rows if r["status"] == "failed"]
+    failures += [] if served is None else served["parity"]["failures"]
     if reference is None:
         failures.append(f"no runtime could run here (asked for: {', '.join(settings.runtimes)})")
     return {
@@ -201,6 +219,7 @@ def serve_bench(model: Path, data: Path, out: Path, settings: BenchSettings, sho
         "machine": {**machine_info(), "load_average_before": load_before, "load_average_after": load_average()},
         "reference": None if reference is None else {k: reference[k] for k in ("name", "precision", "device")},
         "rows": rows,
+        **({} if served is None else {"server": served}),
         "failures": failures,
         "passed": not failures,
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deepfake_mlc.artifacts import export_name
 from deepfake_mlc.bench.artifacts import TARGETS
+from deepfake_mlc.bench.load import CONCURRENCY, LEVEL_SECONDS, MODEL, PROTOCOLS, REQUESTS
 from deepfake_mlc.cli.options import positive
 from deepfake_mlc.export import CALIBRATION_IMAGES
 from deepfake_mlc.metrics.parity import MAX_ABS_DIFF, MAX_MAP_DROP, Tolerances
@@ -25,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "accuracy on the evaluation set against PyTorch fp32, latency p50/p90/p99 and throughput per batch size. "
         "Writes serve_bench.{md,json,png} to --out; exit status 1 when a runtime fails the quality gate export "
         "applies too (--tolerance-*, --max-map-drop; each runtime is held to the looser of its and the reference's "
-        "bound). "
+        "bound). With --server, the model as a KServe v2 / Triton server serves it is loaded too: closed-loop rows "
+        "by concurrency in the same table. "
         "Example: python serve_bench --model runs/RUN --data data/synth --runtimes pytorch ort-cpu ort-cpu-int8",
     )
     bench.add_argument("--model", type=Path, required=True, help="run folder, .safetensors, .onnx or TensorRT engine")
@@ -82,10 +84,52 @@ def register(commands: argparse._SubParsersAction) -> None:
         f"({', '.join(EXPORTS)}; STEM: the checkpoint's)",
     )
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_server_options(bench)
     bench.set_defaults(func=run_serve_bench)
 
 
+def add_server_options(bench: argparse.ArgumentParser) -> None:
+    """``--server*``: a closed-loop load on the same model served by a KServe v2 / Triton server, rows of its own."""
+    served = bench.add_argument_group(
+        "served model",
+        "also load a running KServe v2 server (deepfake-mlc serve, or any Triton) serving --model: one image per "
+        "request, N requests in flight (closed loop) for each --server-concurrency, as preprocessed tensors and, "
+        "where the model takes them, as image files; rows 'server PROTOCOL KIND c=N' in the same table",
+    )
+    served.add_argument("--server", metavar="URL", help="host:port or http://host:port (gRPC: host:8001)")
+    served.add_argument("--server-model", default=MODEL, metavar="NAME", help="served model (default: %(default)s)")
+    served.add_argument("--server-protocol", choices=PROTOCOLS, default="http", help="default: %(default)s")
+    served.add_argument(
+        "--server-concurrency",
+        nargs="+",
+        type=positive(int),
+        default=list(CONCURRENCY),
+        metavar="N",
+        help=f"requests in flight, one level each (default: {' '.join(map(str, CONCURRENCY))})",
+    )
+    served.add_argument(
+        "--server-requests", type=positive(int), default=REQUESTS, metavar="N", help="per level (default: %(default)s)"
+    )
+    served.add_argument(
+        "--server-seconds",
+        type=positive(float),
+        default=LEVEL_SECONDS,
+        metavar="S",
+        help="at most S seconds per level, however many requests are left (default: %(default)g)",
+    )
+    served.add_argument(
+        "--server-token", metavar="TOKEN", help="sent as triton-access-token with metadata and statistics requests"
+    )
+    served.add_argument(
+        "--server-precision",
+        choices=[*MAX_ABS_DIFF, "int8"],
+        default="fp32",
+        help="the served model's arithmetic: the quality gate's bound for it (default: %(default)s)",
+    )
+
+
 def run_serve_bench(args: argparse.Namespace) -> int:
+    from deepfake_mlc.bench.load import LoadSettings
     from deepfake_mlc.bench.serve_bench import BenchSettings, serve_bench
     from deepfake_mlc.bench.tables import print_report, write_report
     from deepfake_mlc.bench.timing import TimingPlan
@@ -101,6 +145,18 @@ def run_serve_bench(args: argparse.Namespace) -> int:
         calibration_images=args.calibration_images,
         tolerances=Tolerances({p: getattr(args, f"tolerance_{p}") for p in MAX_ABS_DIFF}, args.max_map_drop),
         export=not args.no_export,
+        server=None
+        if args.server is None
+        else LoadSettings(
+            url=args.server,
+            model=args.server_model,
+            protocol=args.server_protocol,
+            concurrency=tuple(sorted(set(args.server_concurrency))),
+            requests=args.server_requests,
+            seconds=args.server_seconds,
+            token=args.server_token,
+            precision=args.server_precision,
+        ),
     )
     result = serve_bench(args.model, args.data, args.out, settings, show_progress=not args.no_progress)
     print_report(result, write_report(result, args.out))
