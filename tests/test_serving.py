@@ -27,6 +27,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from conftest import free_port
+from deepfake_mlc.cli.main import main
 from deepfake_mlc.runtime import load_images, open_runner
 from deepfake_mlc.serving.server import LocalTriton, ServeSettings
 
@@ -217,3 +218,22 @@ def test_sigterm_answers_requests_in_flight_then_refuses_and_exits(
         httpclient.InferenceServerClient(url).infer(NAME, [tensor_input(httpclient, images[:1])])
     printed = (tmp_path / "serve.log").read_text()
     assert "stopped: every request in flight was answered" in printed and "idle connections" not in printed
+
+
+def test_serve_bench_loads_the_real_server_with_its_in_process_rows_beside(
+    server: LocalTriton, onnx_model: Path, data_root: Path, tmp_path: Path
+) -> None:
+    argv = ["serve-bench", "--model", str(onnx_model), "--data", str(data_root), "--runtimes", "ort-cpu"]
+    argv += ["--batch-sizes", "1", "--iters", "3", "--warmup", "1", "--trials", "1", "--threads", "1"]
+    argv += ["--server", server.http_url, "--server-concurrency", "1", "4", "--server-requests", "24"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "serve_bench.json").read_text())
+    served = [row for row in result["rows"] if row["runtime"] == "server"]
+    assert {(row["kind"], row["concurrency"]) for row in served} == {
+        (kind, c) for kind in ("tensors", "images") for c in (1, 4)
+    }
+    assert all(row["status"] == "ok" and row["errors"] == 0 and row["answers"] == 24 for row in served)
+    assert all(row["server_stats"]["success"] == 24 for row in served)  # Triton's own statistics, per level
+    parity = result["server"]["parity"]
+    assert parity["max_abs_diff"] < 1e-5 and parity["identical_label_sets"] == 100.0
+    assert any(row["runtime"] == "ort-cpu" and row["status"] == "ok" for row in result["rows"])
