@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import socket
 import sys
 import threading
 import time
@@ -30,6 +31,12 @@ from tritonclient.utils import InferenceServerException
 
 from deepfake_mlc.runtime import load_images, open_runner
 from deepfake_mlc.serving.server import LocalTriton, ServeSettings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def huge_png() -> bytes:
@@ -83,10 +90,12 @@ def main() -> int:
 
     server = None
     if args.url is None:
-        settings = ServeSettings(args.model, http_port=18710, grpc_port=18711, metrics_port=18712)
+        ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+        settings = ServeSettings(args.model, **ports, runtime="ort-cpu")
         server = LocalTriton(settings)
         server.start()
-    url = args.url or server.http_url
+    url = args.url if args.url is None or "://" in args.url else f"http://{args.url}"
+    url = url or server.http_url
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     local = threading.local()

@@ -298,8 +298,8 @@ def test_closed_loop_keeps_c_requests_in_flight_and_stops_at_the_time_limit() ->
         start = time.perf_counter()
         level = run_level(server, TENSORS, payloads(TENSORS, images, ()), 4, 100_000)
         elapsed = time.perf_counter() - start
-    assert level.capped and 20 < level.requests < 500 and level.errors == 0 and elapsed < 2
-    assert model.max_in_flight == 4 and level.seconds == pytest.approx(0.5, abs=0.2)
+    assert level.capped and 20 < level.requests < 500 and level.errors == 0 and elapsed < 5  # loose: a busy 2-core CI
+    assert model.max_in_flight == 4 and level.seconds == pytest.approx(0.5, abs=0.4)
     assert level.answers_per_s == pytest.approx(len(level.latencies) / level.seconds)
     assert level.server is not None and level.server["success"] == len(level.latencies)
 
@@ -311,7 +311,7 @@ def test_a_server_slower_than_the_limit_times_out_and_the_level_ends() -> None:
         level = run_level(server, TENSORS, payloads(TENSORS, images, ()), 2, 100)
         elapsed = time.perf_counter() - start
     assert level.capped and level.requests == level.errors == 2 and not len(level.latencies)
-    assert "timed out" in level.first_error and elapsed < 1.5  # warm-up 0.3 s, one request each 0.3 s
+    assert "timed out" in level.first_error and elapsed < 4  # warm-up 0.3 s, one request each 0.3 s
 
 
 def test_statistics_behind_a_token_are_na_without_it(tmp_path: Path) -> None:

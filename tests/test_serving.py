@@ -46,9 +46,8 @@ def photos(data_root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def server(onnx_model: Path) -> Iterator[LocalTriton]:
-    settings = ServeSettings(
-        onnx_model, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), max_batch=8, threads=1
-    )
+    ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+    settings = ServeSettings(onnx_model, **ports, max_batch=8, threads=1, runtime="ort-cpu")
     triton = LocalTriton(settings)
     triton.start()
     yield triton
@@ -182,6 +181,19 @@ def test_mixed_good_and_bad_load_answers_every_good_request(
     assert urllib.request.urlopen(f"{server.http_url}/v2/health/ready").status == 200
 
 
+def wait_until_ready(client: httpclient.InferenceServerClient, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-2000:]
+        try:
+            if client.is_model_ready(NAME):
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not ready in 180 s: {log.read_text()[-2000:]}")
+
+
 def test_sigterm_answers_requests_in_flight_then_refuses_and_exits(
     onnx_model: Path, photos: list[Path], tmp_path: Path
 ) -> None:
@@ -189,35 +201,70 @@ def test_sigterm_answers_requests_in_flight_then_refuses_and_exits(
     ports = [free_port() for _ in range(3)]
     argv = ["serve", "--model", str(onnx_model), "--http-port", str(ports[0]), "--grpc-port", str(ports[1])]
     argv += ["--metrics-port", str(ports[2]), "--max-batch", "8", "--queue-delay-us", "3000000", "--threads", "1"]
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "deepfake_mlc", *argv], stdout=log, stderr=subprocess.STDOUT)
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "deepfake_mlc", *argv], stdout=out, stderr=subprocess.STDOUT)
     url = f"127.0.0.1:{ports[0]}"
-    client = httpclient.InferenceServerClient(url)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if client.is_model_ready(NAME):
-                break
-        except Exception:
-            time.sleep(0.5)
-    client.close()  # an idle keep-alive connection would hold Triton's drain until its timeout
-    images = load_images(photos[:4], LocalTriton(ServeSettings(onnx_model)).info)
+    try:
+        client = httpclient.InferenceServerClient(url)
+        wait_until_ready(client, process, log)
+        client.close()  # an idle keep-alive connection would hold Triton's drain until its timeout
+        images = load_images(photos[:4], LocalTriton(ServeSettings(onnx_model)).info)
 
-    def one(k: int) -> np.ndarray:
-        own = httpclient.InferenceServerClient(url, network_timeout=60)
-        return own.infer(NAME, [tensor_input(httpclient, images[k : k + 1])]).as_numpy("probabilities")
+        def one(k: int) -> np.ndarray:
+            own = httpclient.InferenceServerClient(url, network_timeout=60)
+            return own.infer(NAME, [tensor_input(httpclient, images[k : k + 1])]).as_numpy("probabilities")
 
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(one, k) for k in range(4)]
-        time.sleep(1.0)  # all four are waiting in the queue for a batch of 8
-        process.send_signal(signal.SIGTERM)
-        answers = [future.result(timeout=60) for future in futures]
-    assert all(a.shape == (1, 5) and np.isfinite(a).all() for a in answers)  # five labels each
-    assert process.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()[-2000:]
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(one, k) for k in range(4)]
+            time.sleep(1.0)  # all four are waiting in the queue for a batch of 8
+            process.send_signal(signal.SIGTERM)
+            answers = [future.result(timeout=60) for future in futures]
+        assert all(a.shape == (1, 5) and np.isfinite(a).all() for a in answers)  # five labels each
+        assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     with pytest.raises(Exception):  # noqa: B017 - refused: the server is gone
         httpclient.InferenceServerClient(url).infer(NAME, [tensor_input(httpclient, images[:1])])
-    printed = (tmp_path / "serve.log").read_text()
+    printed = log.read_text()
     assert "stopped: every request in flight was answered" in printed and "idle connections" not in printed
+
+
+def test_sigterm_while_starting_stops_it_cleanly(onnx_model: Path, tmp_path: Path) -> None:
+    ports = [str(free_port()) for _ in range(3)]
+    argv = ["serve", "--model", str(onnx_model), "--http-port", ports[0], "--grpc-port", ports[1]]
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deepfake_mlc", *argv, "--metrics-port", ports[2]],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "starting Triton" not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=90) == 0, log.read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "stopped" in log.read_text()
+
+
+def test_a_port_in_use_or_a_runtime_that_cannot_run_the_model_is_one_line(
+    server: LocalTriton, onnx_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    busy = server.settings.http_port
+    argv = ["serve", "--model", str(onnx_model), "--http-port", str(busy), "--grpc-port", str(free_port())]
+    assert main([*argv, "--metrics-port", str(free_port())]) == 2
+    assert f"port {busy} on 127.0.0.1 cannot be used" in capsys.readouterr().err
+    assert main(["serve", "--model", str(onnx_model), "--runtime", "pytorch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--runtime pytorch does not run" in err
 
 
 def test_serve_bench_loads_the_real_server_with_its_in_process_rows_beside(

@@ -145,6 +145,21 @@ class Server:
         except Exception as err:
             return f"statistics unavailable: {_one_line(err)}"
 
+    def settled_statistics(self, bound_s: float = 1.0) -> Counter[str] | str:
+        """:meth:`statistics` once its request counts stop moving (bounded): Triton counts a request after
+        answering it, so a snapshot taken as the last answer arrives can miss it."""
+        deadline = time.monotonic() + bound_s
+        previous = self.statistics()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            current = self.statistics()
+            if isinstance(current, str) or isinstance(previous, str):
+                return current
+            if (current["success_count"], current["fail_count"]) == (previous["success_count"], previous["fail_count"]):
+                return current
+            previous = current
+        return previous
+
     def infer(self, client: Any, kind: str, payload: np.ndarray) -> np.ndarray:
         """The probabilities the server answers to one request of ``kind``; a malformed answer raises."""
         name, datatype = INPUTS[kind]
@@ -342,14 +357,14 @@ def run_level(
     hung = None
     try:
         ready.wait()
-        before = server.statistics()  # here, not in a worker: a client stays in the thread that made it
+        before = server.settled_statistics()  # here, not in a worker: a client stays in its thread
         requests.start()
     except threading.BrokenBarrierError:
         hung = f"warm-up requests unanswered after {limit:g} s"
     go.set()
     for thread in threads:
         thread.join()
-    after = server.statistics()
+    after = server.settled_statistics()
     errors = sorted(e for w in workers for e in w.errors)
     latencies = np.asarray([s for w in workers for s in w.latencies], dtype=np.float64)
     return Level(

@@ -26,11 +26,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="run folder, checkpoint, .onnx, .engine, or a Triton model repository written by export --format triton",
     )
-    serve.add_argument("--name", default="deepfake-mlc", help="the name clients call the model by (deepfake-mlc)")
+    serve.add_argument(
+        "--name", help="the name clients call the model by (deepfake-mlc; a repository's: its model's own name)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0: every one)")
-    serve.add_argument("--http-port", type=int, default=8000)
-    serve.add_argument("--grpc-port", type=int, default=8001)
-    serve.add_argument("--metrics-port", type=int, default=8002)
+    serve.add_argument("--http-port", type=port, default=8000, metavar="PORT", help="(8000)")
+    serve.add_argument("--grpc-port", type=port, default=8001, metavar="PORT", help="(8001)")
+    serve.add_argument("--metrics-port", type=port, default=8002, metavar="PORT", help="(8002)")
     serve.add_argument("--max-batch", type=positive(), default=32, metavar="N", help="largest batch Triton forms (32)")
     serve.add_argument(
         "--queue-delay-us",
@@ -46,12 +48,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=run_serve)
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {text}")
+    return value
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import signal
 
     from rich.console import Console
 
-    from deepfake_mlc.serving.server import DRAIN_TIMEOUT_S, LocalTriton, ServeSettings
+    from deepfake_mlc.serving.server import DRAIN_TIMEOUT_S, LocalTriton, ServeSettings, StopRequested
 
     settings = ServeSettings(
         model=args.model,
@@ -71,16 +81,19 @@ def run_serve(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
 
     def drain(signum: int, _frame: object) -> None:  # Triton refuses new requests, answers those in flight, exits
-        if server.process is not None and server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
+        server.request_stop()
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)
-    with console.status(f"starting Triton with {settings.model} ({server.runtime})"):
-        server.start()
+    try:
+        with console.status(f"starting Triton with {settings.model} ({server.runtime})"):
+            server.start()
+    except StopRequested:
+        console.print("stopped before it was ready")
+        return 0
     console.print(
-        f"serving [bold]{settings.name}[/bold] ({server.path}, {server.runtime}, batches up to {settings.max_batch})\n"
-        f"  HTTP     {server.http_url}/v2/models/{settings.name}/infer\n"
+        f"serving [bold]{server.name}[/bold] ({server.path}, {server.runtime}, batches up to {settings.max_batch})\n"
+        f"  HTTP     {server.http_url}/v2/models/{server.name}/infer\n"
         f"  gRPC     {server.grpc_url}\n"
         f"  metrics  {server.metrics_url}\n"
         f"  health   {server.http_url}/v2/health/ready\n"

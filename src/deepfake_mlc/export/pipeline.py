@@ -170,8 +170,9 @@ def _write_triton(result: ExportResult, repository: Path, model: TritonModel, ov
 def run_export(request: ExportRequest, console: Console | None = None) -> ExportResult:
     """Export, check parity, register if asked and parity holds; the caller decides what a failure means.
 
-    ``--format triton`` exports into a temporary folder, then writes the repository with that file,
-    whether or not it passes (like any export, it stays for inspection).
+    ``--format triton`` exports into a temporary folder, then writes the repository with that file; one that
+    fails the gate goes to ``REPO-failed`` instead (like any export, it stays for inspection), so a model a
+    Triton server is serving is never replaced by it.
     """
     with tempfile.TemporaryDirectory() if request.format == "triton" else nullcontext() as scratch:
         return _run_export(request, console or Console(stderr=True), scratch)
@@ -256,7 +257,11 @@ def _run_export(request: ExportRequest, console: Console, scratch: str | None) -
         unreached,
     )
     if triton is not None:
-        result = _write_triton(result, *triton, request.overwrite)
+        repository, model = triton
+        overwrite = request.overwrite
+        if result.failure() is not None:  # kept for inspection, never where a Triton polling the repository loads it
+            repository, overwrite = repository.with_name(f"{repository.name}-failed"), True
+        result = _write_triton(result, repository, model, overwrite)
     if request.register and result.failure() is None:  # probabilities and maps both within the gate
         from deepfake_mlc.export.mlflow_registry import register_onnx
 

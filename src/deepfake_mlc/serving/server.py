@@ -21,16 +21,20 @@ SIGTERM or Ctrl-C drains: Triton stops taking new requests, answers those in fli
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import fcntl
 import importlib.util
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepfake_mlc.artifacts import ModelInfo, model_kind
-from deepfake_mlc.errors import InputNotFoundError, RuntimeUnavailable, UserError
+from deepfake_mlc.errors import ConfigError, InputNotFoundError, RuntimeUnavailable, UserError
 from deepfake_mlc.runtime import available_runtimes, read_model_info
 from deepfake_mlc.serving.repository import MODEL_NAME, TritonModel, read_repository, write_repository
 
@@ -48,6 +52,7 @@ MODEL_PY = b"from deepfake_mlc.serving.triton_model import TritonPythonModel  # 
 STUB_NUMPY = "numpy>=1.24,<2"  # what the Python backend of PyTriton 0.7's Triton (2.51) reads tensors with
 START_TIMEOUT_S = 180.0
 DRAIN_TIMEOUT_S = 30
+PR_SET_PDEATHSIG = 1  # prctl: the signal a child gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class ServeSettings:
     model on this machine's CPU or GPU)."""
 
     model: Path
-    name: str = MODEL_NAME
+    name: str | None = None  # a repository's model (its only one by default); what clients call it: MODEL_NAME
     host: str = "127.0.0.1"
     http_port: int = 8000
     grpc_port: int = 8001
@@ -80,81 +85,136 @@ def triton_distribution() -> Path:
     return folder
 
 
-def served_file(model: Path, name: str) -> tuple[Path, ModelInfo]:
-    """The model file to serve and its info: a run folder, checkpoint, ONNX model, engine, or a Triton model
-    repository written by ``export --format triton`` (its model ``name``, or its only model)."""
+def served_file(model: Path, name: str | None) -> tuple[Path, ModelInfo, str]:
+    """The model file to serve, its info and the name clients call it by: a run folder, checkpoint, ONNX
+    model, engine (``name``, default :data:`MODEL_NAME`), or a Triton model repository written by
+    ``export --format triton`` (its model ``name``, or its only model, under its own name)."""
     model = Path(model).expanduser()
     if not model.exists():
         raise InputNotFoundError(f"no such model: {model}")
     if model.is_dir() and not (model / "config.yaml").is_file() and not (model / "checkpoints").is_dir():
-        path, info, _ = read_repository(model, None if name == MODEL_NAME else name)
-        return path, info
-    return model, read_model_info(model)
+        return read_repository(model, name)
+    return model, read_model_info(model), name or MODEL_NAME
 
 
 def _runtime(path: Path, asked: str | None) -> str:
     runtimes = available_runtimes(path)
     if asked is not None:
+        if asked not in runtimes:
+            raise RuntimeUnavailable(f"--runtime {asked} does not run {path} here (it runs in: {', '.join(runtimes)})")
         return asked
     if not runtimes:
         raise RuntimeUnavailable(f"no runtime on this machine runs {path}")
     return "pytorch" if model_kind(path) == "checkpoint" else runtimes[0]
 
 
+def check_ports(host: str, ports: tuple[int, ...]) -> None:
+    """Each port free on ``host`` and the three distinct: else the readiness check could be answered by another
+    server, and Triton would fail with its own message only after starting."""
+    if len(set(ports)) != len(ports):
+        raise ConfigError(f"--http-port, --grpc-port and --metrics-port must differ (got {', '.join(map(str, ports))})")
+    for port in ports:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as err:
+                raise ConfigError(f"port {port} on {host} cannot be used: {err.strerror}") from None
+
+
 def _server_folder(workspace: Path) -> Path:
     """Triton's binaries, with the Python-backend stub built for this interpreter's version."""
     source = triton_distribution()
-    target = workspace / "tritonserver"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("python_backend_stubs"))
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = source / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
         raise RuntimeUnavailable(f"Triton's Python backend has no stub for Python {version} ({PYTRITON})")
+    target = workspace / "tritonserver"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("python_backend_stubs"))
     shutil.copy(stub, target / "backends" / "python" / "triton_python_backend_stub")
     return target
 
 
 def stub_environment() -> Path:
     """The Python environment of Triton's Python-backend stub, made once inside this one (``share/``): numpy 1.x,
-    then this environment's packages (a ``.pth`` adds its site-packages, editable installs included)."""
-    folder = (
-        Path(sys.prefix) / "share" / "deepfake-mlc" / f"triton-python-{sys.version_info.major}.{sys.version_info.minor}"
-    )
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    packages = folder / "lib" / version / "site-packages"
-    ready = packages / "deepfake_mlc_stub.pth"
-    if ready.is_file():
+    then this environment's packages (a ``.pth`` adds its site-packages, editable installs included).
+
+    Made under a lock, in a sibling folder renamed into place when complete, so two servers starting at once
+    neither wipe each other's nor find a half-made one.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    home = Path(sys.prefix) / "share" / "deepfake-mlc"
+    folder = home / f"triton-python-{version}"
+    marker = folder / "deepfake-mlc-stub.json"
+    if marker.is_file():
         return folder
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--clear", str(folder)], check=True)
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(packages), STUB_NUMPY]
-    if subprocess.run(pip, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False).returncode != 0:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise RuntimeUnavailable(f"could not install {STUB_NUMPY} for Triton's Python backend into {packages}")
-    ours = sysconfig.get_paths()["purelib"]  # this environment's site-packages
-    ready.write_text(f"import site; site.addsitedir({ours!r})\n")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RuntimeUnavailable(f"cannot make Triton's Python environment in {home}: {err.strerror}") from None
+    with (home / f"triton-python-{version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file():  # made by another process while this one waited
+            return folder
+        building = Path(tempfile.mkdtemp(prefix=f".triton-python-{version}-", dir=home))
+        try:
+            subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(building)], check=True)
+            packages = building / "lib" / f"python{version}" / "site-packages"
+            pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary=:all:"]
+            installed = subprocess.run(
+                [*pip, "--target", str(packages), STUB_NUMPY], capture_output=True, text=True, check=False
+            )
+            if installed.returncode != 0:
+                reason = " ".join(installed.stderr.strip().splitlines()[-1:]) or f"pip exited {installed.returncode}"
+                raise RuntimeUnavailable(f"could not install {STUB_NUMPY} for Triton's Python backend: {reason}")
+            ours = sysconfig.get_paths()["purelib"]  # this environment's site-packages, after numpy 1.x
+            (packages / "deepfake_mlc_stub.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+            (building / marker.name).write_text(json.dumps({"python": sys.version.split()[0], "numpy": STUB_NUMPY}))
+            shutil.rmtree(folder, ignore_errors=True)  # a half-made one from before the lock existed
+            building.replace(folder)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
     return folder
 
 
 def _environment(libraries: Path, python: Path) -> dict[str, str]:
-    """This process's environment, with the server's libraries and the stub's ``python3`` first on PATH."""
+    """This process's environment for Triton: the stub's ``python3`` first on PATH, the server's libraries and,
+    when this interpreter is built shared (pyenv's, python.org's), its own ``libpython`` first, so the stub
+    embeds the very Python whose standard library it reads (else it takes the system's, Debian's)."""
     env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [env.get("LD_LIBRARY_PATH"), str(libraries)]))
+    own = sysconfig.get_config_var("LIBDIR") if sysconfig.get_config_var("Py_ENABLE_SHARED") else None
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [own, env.get("LD_LIBRARY_PATH"), str(libraries)]))
     env["PATH"] = os.pathsep.join([str(python / "bin"), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Triton gets SIGTERM (and drains) if the process that started it dies."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class StopRequested(Exception):
+    """SIGTERM or Ctrl-C came while the server was still starting: it was stopped instead."""
+
+
 class LocalTriton:
-    """A Triton server process serving one model, in a workspace of its own; ``start``, then ``stop``."""
+    """A Triton server process serving one model, in a workspace of its own; ``start``, then ``stop``.
+
+    ``request_stop`` (from a signal handler) is honoured at any point: before Triton runs, start gives up;
+    once it runs, Triton drains.
+    """
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.path, self.info = served_file(settings.model, settings.name)
+        self.path, self.info, self.name = served_file(settings.model, settings.name)
         self.runtime = _runtime(self.path, settings.runtime)
         self.process: subprocess.Popen | None = None
         self.workspace: Path | None = None
         self.failure: str | None = None  # the last error Triton logged, when it exited with a failure
         self.open_connections = False  # stopped after its drain timeout, on idle client connections only
+        self.stop_requested = False
 
     @property
     def http_url(self) -> str:
@@ -191,64 +251,87 @@ class LocalTriton:
             "--log-verbose=0",
         ]
 
+    def request_stop(self) -> None:
+        """Ask for a drained stop (signal-safe): now if Triton runs, else as soon as start reaches a step."""
+        self.stop_requested = True
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise StopRequested
+
     def start(self) -> None:
-        """Write the workspace, start Triton and wait until the model is ready (or say why it is not)."""
+        """Write the workspace, start Triton and wait until the model is ready; on any failure (or a stop
+        request) nothing is left running and the workspace is gone."""
         s = self.settings
-        self.workspace = Path(tempfile.mkdtemp(prefix="deepfake-mlc-serve-"))
-        server = _server_folder(self.workspace)
-        model = TritonModel(
-            name=s.name,
-            backend="python",
-            info=self.info,
-            max_batch_size=s.max_batch,
-            queue_delay_us=s.queue_delay_us,
-            instance_kind="cpu",
-            instance_count=s.instances,
-            parameters={
-                "model_path": str(self.path.resolve()),
-                "runtime": self.runtime,
-                "threads": "" if s.threads is None else str(s.threads),
-                "min_face": str(s.min_face),
-            },
-        )
-        repository = self.workspace / "repository"
-        write_repository(repository, model, {"model.py": MODEL_PY})
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                self._command(server, repository),
-                env=_environment(triton_distribution().parent.parent / "nvidia_pytriton.libs", stub_environment()),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+        check_ports(s.host, (s.http_port, s.grpc_port, s.metrics_port))
+        python = stub_environment()
+        try:
+            self._check_stop()
+            self.workspace = Path(tempfile.mkdtemp(prefix="deepfake-mlc-serve-"))
+            server = _server_folder(self.workspace)
+            model = TritonModel(
+                name=self.name,
+                backend="python",
+                info=self.info,
+                max_batch_size=s.max_batch,
+                queue_delay_us=s.queue_delay_us,
+                instance_kind="cpu",
+                instance_count=s.instances,
+                parameters={
+                    "model_path": str(self.path.resolve()),
+                    "runtime": self.runtime,
+                    "threads": "" if s.threads is None else str(s.threads),
+                    "min_face": str(s.min_face),
+                },
             )
-        self._wait_ready()
+            repository = self.workspace / "repository"
+            write_repository(repository, model, {"model.py": MODEL_PY})
+            self._check_stop()
+            with self.log.open("wb") as log:
+                self.process = subprocess.Popen(
+                    self._command(server, repository),
+                    env=_environment(triton_distribution().parent.parent / "nvidia_pytriton.libs", python),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
-        ready = f"{self.http_url}/v2/models/{self.settings.name}/ready"
+        ready = f"{self.http_url}/v2/models/{self.name}/ready"
         while time.monotonic() < deadline:
+            self._check_stop()
             if self.process.poll() is not None:
-                why = f"Triton exited with status {self.process.returncode} while starting: {self.last_error()}"
-                self.stop()
-                raise UserError(why)
+                raise UserError(f"Triton exited with status {self.process.returncode} while starting: {self.reason()}")
             try:
                 with urllib.request.urlopen(ready, timeout=2) as answer:
-                    if answer.status == 200:
+                    if answer.status == 200 and self.process.poll() is None:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except Exception:
                 pass
             time.sleep(0.25)
-        why = f"Triton did not get {self.settings.name} ready in {START_TIMEOUT_S:.0f} s: {self.last_error()}"
-        self.stop()
-        raise UserError(why)
+        raise UserError(f"Triton did not get {self.name} ready in {START_TIMEOUT_S:.0f} s: {self.reason()}")
 
-    def last_error(self) -> str:
-        """The last error line of Triton's log (the log's last line if none), for a one-line message."""
-        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("E") or "error" in line.lower()]
-        last = (errors or lines or ["(no output)"])[-1]
-        return " ".join(last.split())[:400]
+    def reason(self) -> str:
+        """Why Triton failed, in one line: the model's load error if it logged one (its exception's first line),
+        else its last error line; and where its log is kept."""
+        text = self.log.read_text(errors="replace")
+        kept = Path(tempfile.gettempdir()) / f"{self.workspace.name}.log" if self.workspace else self.log
+        shutil.copyfile(self.log, kept)
+        lines = [line for line in text.splitlines() if line.strip()]
+        loads = [line for line in lines if "failed to load" in line or "Failed to create instance" in line]
+        errors = [line for line in lines if line.startswith("E") and "CudaDriverHelper" not in line]
+        line = (loads or errors or lines or ["(no output)"])[0 if loads else -1]
+        line = line.split("\\n")[0]  # a Python exception logged as one line with escaped newlines
+        return " ".join(line.split())[:400] + f" (Triton's log: {kept})"
 
     def stop(self, timeout: float = DRAIN_TIMEOUT_S + 10) -> int:
         """SIGTERM: Triton refuses new requests, answers those in flight, exits; then the workspace goes."""
@@ -265,9 +348,7 @@ class LocalTriton:
         if status != 0 and self.workspace is not None and self._drained():
             status = 0
         if status not in (0, None) and self.workspace is not None:  # the workspace goes next: its log stays
-            kept = Path(tempfile.gettempdir()) / f"{self.workspace.name}.log"
-            shutil.copyfile(self.log, kept)
-            self.failure = f"{self.last_error()} (Triton's log: {kept})"
+            self.failure = self.reason()
         if self.workspace is not None:
             shutil.rmtree(self.workspace, ignore_errors=True)
             self.workspace = None

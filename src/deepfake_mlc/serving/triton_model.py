@@ -43,10 +43,12 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         import triton_python_backend_utils as pb_utils  # exists only inside Triton's stub
 
+        if int(np.__version__.split(".")[0]) >= 2:  # the stub's tensor I/O misreads numpy 2 arrays: refuse to load
+            raise RuntimeError(f"Triton's Python backend needs numpy 1.x here, not {np.__version__} (see server.py)")
         self.pb = pb_utils
         parameters = _parameters(json.loads(args["model_config"]))
         threads = int(parameters["threads"]) if parameters.get("threads") else None
-        self.runner = open_runner(parameters["model_path"], parameters["runtime"], threads=threads, device="cpu")
+        self.runner = open_runner(parameters["model_path"], parameters["runtime"], threads=threads)
         info = self.runner.info
         self.preprocessing = Preprocessing.of(info.preprocessing)
         self.size = info.preprocessing.image_size
