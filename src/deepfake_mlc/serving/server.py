@@ -115,6 +115,7 @@ def check_ports(host: str, ports: tuple[int, ...]) -> None:
         raise ConfigError(f"--http-port, --grpc-port and --metrics-port must differ (got {', '.join(map(str, ports))})")
     for port in ports:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
             try:
                 probe.bind((host, port))
             except OSError as err:
