@@ -61,8 +61,10 @@ def cli_parser() -> argparse.ArgumentParser:
 
 
 def served_model_name() -> str:
-    """The name Triton serves an exported model by when none is given (the CLI's default for ``serve --name``)."""
-    return cli_parser().parse_args(["serve", "--model", "MODEL"]).name
+    """The name Triton serves an exported model by when none is given (``export --format triton``'s default)."""
+    from deepfake_mlc.serving.repository import MODEL_NAME
+
+    return MODEL_NAME
 
 
 @cache
