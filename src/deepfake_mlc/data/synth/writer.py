@@ -154,9 +154,13 @@ def _run(fn: Callable[[Job], None], jobs: list[Job], workers: int) -> Iterator[N
     if workers == 0:
         yield from map(fn, jobs)
         return
-    # fork: workers start at once and inherit the imported modules (no torch re-import per worker)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    # forkserver: workers fork from a clean process that imported this module once, not from this one,
+    # whose other threads (a gRPC client's, a runtime's pool) may hold a lock a forked child waits on forever
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
     chunk = max(1, min(16, len(jobs) // (workers * 16)))  # small chunks: no worker idles long at the end
     with context.Pool(workers, initializer=_keep_freed_memory) as pool:
         yield from pool.imap_unordered(fn, jobs, chunksize=chunk)
